@@ -1,0 +1,119 @@
+"""Scoring a model on a dataset: P(real) for every image, and every figure computed from those scores.
+
+All metrics come from scikit-learn and are tabled with pandas; test.py, train.py, reproduce.py and
+the notebooks call these functions.
+"""
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import (average_precision_score, confusion_matrix, precision_recall_fscore_support,
+                             roc_auc_score, roc_curve)
+
+from classes import FAKE, LABEL_NAMES, REAL, normalise
+
+SWEEP_THRESHOLDS = tuple(round(t, 1) for t in np.arange(0.1, 0.95, 0.1))
+
+
+@torch.inference_mode()
+def predict_scores(model, images, device="cpu", batch_size=4096, crops_per_image=1):
+    """P(real) for each image (uint8 N x 3 x 32 x 32); with K crops per image, the mean over its crops."""
+    model = model.to(device).eval()
+    scores = []
+    for start in range(0, len(images), batch_size):
+        batch = normalise(images[start:start + batch_size].to(device))
+        scores.append(torch.sigmoid(model(batch).float()).cpu())
+    scores = torch.cat(scores) if scores else torch.zeros(0)
+    return scores.reshape(-1, crops_per_image).mean(1).numpy()
+
+
+def score_dataset(model, dataset, device="cpu", batch_size=4096):
+    """P(real) for every image of an ImageSet."""
+    return predict_scores(model, dataset.images, device, batch_size, dataset.crops_per_image)
+
+
+def choose_threshold(labels, scores):
+    """The score threshold that maximises balanced accuracy (for use on validation data only)."""
+    fpr, tpr, thresholds = roc_curve(labels, scores)
+    best = np.argmax((tpr + 1 - fpr)[1:]) + 1          # index 0 is roc_curve's 'call nothing real' point
+    return float(thresholds[best])
+
+
+def score_at_threshold(labels, scores, threshold=0.5):
+    """Accuracy, confusion matrix, per-class precision/recall/F1, AUROC and AP at one threshold.
+    An image is called real when P(real) >= threshold. AUROC and AP are None for a one-class set."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    predicted = (scores >= threshold).astype(int)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=[FAKE, REAL], zero_division=0)
+    both = len(np.unique(labels)) == 2
+    return {
+        "n": int(len(labels)),
+        "threshold": float(threshold),
+        "accuracy": float((predicted == labels).mean()) if len(labels) else float("nan"),
+        "called_real": float(predicted.mean()) if len(labels) else float("nan"),
+        "confusion": confusion_matrix(labels, predicted, labels=[FAKE, REAL]).tolist(),
+        "per_class": {LABEL_NAMES[c]: {"precision": float(precision[i]), "recall": float(recall[i]),
+                                       "f1": float(f1[i]), "support": int(support[i])}
+                      for i, c in enumerate((FAKE, REAL))},
+        "auroc": float(roc_auc_score(labels, scores)) if both else None,
+        "ap": float(average_precision_score(labels, scores)) if both else None,
+    }
+
+
+def per_class_table(result):
+    """The per-class part of a score_at_threshold result as a DataFrame (rows Fake, Real)."""
+    return pd.DataFrame(result["per_class"]).T[["precision", "recall", "f1", "support"]]
+
+
+def confusion_table(result):
+    names = [LABEL_NAMES[FAKE], LABEL_NAMES[REAL]]
+    return pd.DataFrame(result["confusion"], index=[f"true {n}" for n in names],
+                        columns=[f"called {n}" for n in names])
+
+
+def threshold_sweep(labels, scores, thresholds=SWEEP_THRESHOLDS):
+    """Accuracy and the Real class's precision, recall and F1 at each threshold."""
+    rows = []
+    for t in thresholds:
+        r = score_at_threshold(labels, scores, t)
+        rows.append({"threshold": t, "accuracy": r["accuracy"], "called_real": r["called_real"],
+                     **{k: r["per_class"]["Real"][k] for k in ("precision", "recall", "f1")}})
+    return pd.DataFrame(rows)
+
+
+def share_called_real(scores, groups, names, threshold=0.5):
+    """For an all-real set (CIFAR-100): per group (class index in `groups`, names in `names`), the number
+    of images, the share called real at `threshold` and the mean P(real); sorted worst first."""
+    frame = pd.DataFrame({"group": np.asarray(groups), "real": np.asarray(scores) >= threshold,
+                          "p_real": np.asarray(scores)})
+    table = frame.groupby("group").agg(n=("real", "size"), share_real=("real", "mean"), mean_p_real=("p_real", "mean"))
+    table.index = [names[i] for i in table.index]
+    return table.sort_values("share_real")
+
+
+def accuracy_by_group(labels, scores, groups, names, threshold=0.5):
+    """Accuracy per content class (for CIFAKE: which kinds of image are hardest?), split by true label."""
+    frame = pd.DataFrame({"group": [names[g] for g in np.asarray(groups)], "label": np.asarray(labels),
+                          "correct": (np.asarray(scores) >= threshold) == (np.asarray(labels) == REAL)})
+    table = frame.pivot_table(index="group", columns="label", values="correct", aggfunc="mean")
+    table = table.rename(columns={FAKE: "Fake accuracy", REAL: "Real accuracy"})
+    table["accuracy"] = frame.groupby("group")["correct"].mean()
+    return table.sort_values("accuracy")
+
+
+def plot_sweep(sweep, title="", ax=None):
+    """The threshold-sweep table as a line plot; returns the figure."""
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    for column in ("accuracy", "precision", "recall", "f1"):
+        ax.plot(sweep["threshold"], sweep[column], marker="o", label=column)
+    ax.set(xlabel="threshold on P(real)", ylabel="score", title=title, ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax.figure
+
+
+def leaked_test_images(test_set, train_set):
+    """Boolean mask of test images whose file is byte-identical to some training file."""
+    return np.isin(test_set.digests, train_set.digests)

@@ -1,0 +1,90 @@
+"""Where things are and what runs them: the repo root, config.json, the device, seeding.
+
+Every script and notebook resolves paths through this module, so `python code/train.py` from the
+repo root, `python train.py` from `code/` and a notebook whose working directory is `code/` all
+find the same files.
+"""
+import json
+import os
+import random
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_FILE = REPO_ROOT / "config.json"
+
+DOWNLOAD_HINT = "run `python code/get_data.py` (or use --sample for the generated sample data)"
+
+
+class ProjectError(Exception):
+    """A problem the user can fix (missing data, bad file, bad flag); the CLIs print it as one line."""
+
+
+def load_config(path=CONFIG_FILE):
+    """config.json as a dict; raises ProjectError if it is missing or not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ProjectError(f"{path} not found: the repo's config.json is missing (restore it with git)") from None
+    except json.JSONDecodeError as e:
+        raise ProjectError(f"{path} is not valid JSON ({e})") from None
+
+
+def config_path(key, config=None):
+    """The absolute path stored under `key` in config.json (relative entries are taken from the repo root)."""
+    config = load_config() if config is None else config
+    value = config.get(key)
+    if not isinstance(value, str) or not value:
+        raise ProjectError(f"config.json: key '{key}' is missing or not a path string")
+    return (REPO_ROOT / value).resolve()
+
+
+def model_path(name_or_path, config=None):
+    """A model file from a config key (`base_model`), a bare name (`my_model` -> models/my_model.pth) or a path."""
+    config = load_config() if config is None else config
+    if name_or_path in config:
+        return config_path(name_or_path, config)
+    path = Path(name_or_path)
+    if path.suffix == ".pth" or len(path.parts) > 1:
+        return path.resolve()
+    return REPO_ROOT / "models" / f"{name_or_path}.pth"
+
+
+def pick_device(name="auto"):
+    """torch.device for `name`; 'auto' takes CUDA, then Apple MPS, then the CPU."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def git_commit():
+    """The repo's current commit (with '-dirty' if there are uncommitted changes), or None outside git."""
+    try:
+        run = lambda *a: subprocess.run(["git", *a], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        commit = run("rev-parse", "HEAD").stdout.strip()
+        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return (commit + ("-dirty" if dirty else "")) or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def atomic_write_bytes(path, data):
+    """Write `data` to `path` through a temporary file and a rename, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

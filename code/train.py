@@ -1,0 +1,161 @@
+"""Train a real-vs-fake detector on the CIFAKE training split.
+
+    python code/train.py -ep 10 -mf base_model            # the original study's base model
+    python code/train.py -ep 10 --attn -mf attn_model     # with the SRM attention layer
+    python code/train.py -ep 1 --sample                   # a quick run on the generated sample data
+
+A stratified, seeded validation split is carved from the training data; the decision threshold
+stored with the model is chosen on it (maximal balanced accuracy), never on the test set.
+"""
+import argparse
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+import torch
+import torch.nn as nn
+from sklearn.model_selection import train_test_split
+from tqdm.auto import tqdm
+
+from classes import Batcher, build_model, count_parameters, load_cifake, save_model
+from evaluate import choose_threshold, predict_scores, score_at_threshold
+from project import ProjectError, config_path, git_commit, model_path, pick_device, seed_everything
+
+# The original study's recipe (SGD, lr 0.001, momentum 0.9, batch 32): the defaults, for replication.
+DEFAULTS = dict(batch_size=32, epochs=5, lr=0.001, momentum=0.9, seed=0, val_fraction=0.1)
+
+
+def cifake_root(data=None, sample=False):
+    """The CIFAKE folder: --data if given, the generated sample with --sample, else config.json's."""
+    if data:
+        return Path(data).resolve()
+    return config_path("sample_dir") / "CIFAKE" if sample else config_path("CIFAKE_dir")
+
+
+def split_train_val(dataset, val_fraction=DEFAULTS["val_fraction"], seed=DEFAULTS["seed"]):
+    """A stratified (label x content class), seeded hold-out: returns (train, validation) ImageSets."""
+    strata = dataset.labels * 100 + (dataset.classes + 1 if dataset.classes is not None else 0)
+    train_idx, val_idx = train_test_split(np.arange(len(dataset)), test_size=val_fraction,
+                                          stratify=strata.numpy(), random_state=seed)
+    return dataset.subset(np.sort(train_idx)), dataset.subset(np.sort(val_idx))
+
+
+def dataset_fingerprint(dataset):
+    """A short hash of a split's file contents, in order: two runs on the same data share it."""
+    return f"{dataset.name}:{len(dataset)}:" + hashlib.sha1(dataset.digests.tobytes()).hexdigest()[:16]
+
+
+def validate(model, val_set, device, loss_fn):
+    scores = predict_scores(model, val_set.images, device)
+    labels = val_set.labels.numpy()
+    p = torch.from_numpy(scores).clamp(1e-7, 1 - 1e-7)
+    loss = float(nn.functional.binary_cross_entropy(p, val_set.labels.float()))
+    result = score_at_threshold(labels, scores, 0.5)
+    return {"val_loss": loss, "val_accuracy": result["accuracy"], "val_auroc": result["auroc"]}, scores
+
+
+def train_model(train_set, val_set, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
+                lr=DEFAULTS["lr"], momentum=DEFAULTS["momentum"], arch="cnn", attn=False,
+                seed=DEFAULTS["seed"], device="cpu", log_every=0, progress=True):
+    """Train with BCEWithLogitsLoss and SGD. Returns (model, history): history["epochs"] has the train
+    loss and validation loss / accuracy / AUROC per epoch, history["steps"] (when log_every > 0) the
+    running loss and accuracy and the validation accuracy every `log_every` batches, and
+    history["threshold"] the validation-chosen threshold."""
+    device = torch.device(device)
+    seed_everything(seed)
+    model = build_model(arch, **({"attn": attn} if arch == "cnn" else {})).to(device)
+    batches = Batcher(train_set.images, train_set.labels, batch_size, device, shuffle=True, seed=seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    loss_fn = nn.BCEWithLogitsLoss()
+    history = {"epochs": [], "steps": []}
+    step, seen = 0, 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        started = time.perf_counter()
+        epoch_loss = torch.zeros((), device=device)
+        window_loss, window_correct, window_n = 0.0, 0, 0
+        for x, y in tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False, disable=not progress):
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            epoch_loss += loss.detach() * len(y)      # stays on the device: no sync per batch
+            step, seen = step + 1, seen + len(y)
+            if log_every:                              # learning-curve logging (syncs every batch)
+                window_loss += float(loss) * len(y)
+                window_correct += int(((logits > 0) == (y > 0.5)).sum())
+                window_n += len(y)
+            if log_every and step % log_every == 0:
+                metrics, _ = validate(model, val_set, device, loss_fn)
+                history["steps"].append({"step": step, "images_seen": seen, "loss": window_loss / window_n,
+                                         "accuracy": window_correct / window_n, **metrics})
+                window_loss, window_correct, window_n = 0.0, 0, 0
+                model.train()
+        metrics, _ = validate(model, val_set, device, loss_fn)
+        record = {"epoch": epoch, "train_loss": float(epoch_loss) / len(train_set), **metrics,
+                  "seconds": time.perf_counter() - started}
+        history["epochs"].append(record)
+        if progress:
+            print(f"epoch {epoch}/{epochs}: train loss {record['train_loss']:.4f} | val loss {metrics['val_loss']:.4f} "
+                  f"acc {metrics['val_accuracy']:.4f} AUROC {metrics['val_auroc']:.4f} | {record['seconds']:.1f} s")
+    _, scores = validate(model, val_set, device, loss_fn)
+    history["threshold"] = choose_threshold(val_set.labels.numpy(), scores)
+    history["val_at_threshold"] = score_at_threshold(val_set.labels.numpy(), scores, history["threshold"])
+    return model.eval(), history
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-bs", "--batch_size", type=int, default=DEFAULTS["batch_size"])
+    parser.add_argument("-ep", "--epochs", type=int, default=DEFAULTS["epochs"])
+    parser.add_argument("-mf", "--modelfile", help="save to models/<name>.pth (only when given)")
+    parser.add_argument("-lr", type=float, default=DEFAULTS["lr"])
+    parser.add_argument("--momentum", type=float, default=DEFAULTS["momentum"])
+    parser.add_argument("--attn", action="store_true", help="add the SRM channel-attention layer")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--val-fraction", type=float, default=DEFAULTS["val_fraction"])
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
+    parser.add_argument("--sample", action="store_true", help="use the generated sample data (a stand-in)")
+    parser.add_argument("--log-every", type=int, default=0, metavar="N",
+                        help="log loss, running and validation accuracy every N batches")
+    args = parser.parse_args(argv)
+
+    device = pick_device(args.device)
+    dataset = load_cifake(cifake_root(args.data, args.sample), "train")
+    if args.sample:
+        print("NOTE: sample data: generated stand-in images, not CIFAKE; figures are for testing only")
+    train_set, val_set = split_train_val(dataset, args.val_fraction, args.seed)
+    print(f"training on {len(train_set)} images, validating on {len(val_set)}, device {device}, "
+          f"torch {torch.__version__}")
+    started = time.perf_counter()
+    model, history = train_model(train_set, val_set, args.epochs, args.batch_size, args.lr, args.momentum,
+                                 attn=args.attn, seed=args.seed, device=device, log_every=args.log_every)
+    wall = time.perf_counter() - started
+    val = history["val_at_threshold"]
+    print(f"validation: threshold {history['threshold']:.3f} (max balanced accuracy), accuracy {val['accuracy']:.4f}, "
+          f"AUROC {val['auroc']:.4f}; {wall:.0f} s")
+    if args.modelfile:
+        path = model_path(args.modelfile)
+        info = {"parameters": count_parameters(model), "batch_size": args.batch_size, "epochs": args.epochs,
+                "lr": args.lr, "momentum": args.momentum, "optimizer": "SGD", "loss": "BCEWithLogitsLoss",
+                "seed": args.seed, "val_fraction": args.val_fraction, "sample_data": args.sample,
+                "dataset": dataset_fingerprint(train_set), "n_train": len(train_set), "n_val": len(val_set),
+                "validation": val, "history": history["epochs"], "steps": history["steps"],
+                "device": str(device), "torch": torch.__version__, "git_commit": git_commit(),
+                "wall_seconds": round(wall, 1)}
+        save_model(model, path, history["threshold"], info)
+        print(f"saved {path} and {path.with_suffix('.json').name}")
+    return model, history
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except ProjectError as e:
+        sys.exit(f"error: {e}")
