@@ -428,12 +428,14 @@ class Batcher:
         return -(-len(self.labels) // self.batch_size)
 
     def __iter__(self):
-        images, labels = self.images, self.labels
-        if self.shuffle:                              # one gather per epoch; the batches below are views
-            order = torch.randperm(len(labels), generator=self.generator).to(images.device)
-            images, labels = images[order], labels[order]
-        for start in range(0, len(labels), self.batch_size):
-            x, y = images[start:start + self.batch_size], labels[start:start + self.batch_size]
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator).to(self.images.device) if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            if order is None:                         # in order: batches are views, no copy
+                x, y = self.images[start:start + self.batch_size], self.labels[start:start + self.batch_size]
+            else:                                     # gather one batch at a time: cheaper than permuting all
+                index = order[start:start + self.batch_size]
+                x, y = self.images[index], self.labels[index]
             if self.flip:
                 mirror = (torch.rand(len(x), generator=self.generator) < 0.5).to(x.device)
                 x = torch.where(mirror[:, None, None, None], x.flip(3), x)

@@ -62,7 +62,8 @@ def score_at_threshold(labels, scores, threshold=0.5):
 
 def per_class_table(result):
     """The per-class part of a score_at_threshold result as a DataFrame (rows Fake, Real)."""
-    return pd.DataFrame(result["per_class"]).T[["precision", "recall", "f1", "support"]]
+    table = pd.DataFrame(result["per_class"]).T[["precision", "recall", "f1", "support"]]
+    return table.astype({"support": int})
 
 
 def confusion_table(result):

@@ -87,7 +87,7 @@ def train_model(train_set, val_set, epochs=DEFAULTS["epochs"], batch_size=DEFAUL
             epoch_loss += loss.detach() * len(y)      # stays on the device: no sync per batch
             step, seen = step + 1, seen + len(y)
             if log_every:                              # learning-curve logging (syncs every batch)
-                window_loss += float(loss) * len(y)
+                window_loss += loss.item() * len(y)
                 window_correct += int(((logits > 0) == (y > 0.5)).sum())
                 window_n += len(y)
             if log_every and step % log_every == 0:
