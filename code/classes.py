@@ -508,6 +508,12 @@ def sidecar_path(path):
     return Path(path).with_suffix(".json")
 
 
+def read_sidecar(path):
+    """The JSON sidecar of a model file ({} if it has none)."""
+    path = sidecar_path(path)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def save_model(model, path, threshold=0.5, info=None):
     """Write `path` (.pth) and its JSON sidecar, each atomically."""
     config = dict(model.config)

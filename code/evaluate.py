@@ -102,19 +102,59 @@ def accuracy_by_group(labels, scores, groups, names, threshold=0.5):
     return table.sort_values("accuracy")
 
 
-def plot_sweep(sweep, title="", ax=None):
-    """The threshold-sweep table as a line plot; returns the figure."""
-    import matplotlib.pyplot as plt
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
-    for column in ("accuracy", "precision", "recall", "f1"):
-        ax.plot(sweep["threshold"], sweep[column], marker="o", label=column)
-    ax.set(xlabel="threshold on P(real)", ylabel="score", title=title, ylim=(0, 1.02))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return ax.figure
-
-
 def leaked_test_images(test_set, train_set):
     """Boolean mask of test images whose file is byte-identical to some training file."""
     return np.isin(test_set.digests, train_set.digests)
+
+
+def evaluate_cifake(model, dataset, threshold, device="cpu", train_set=None):
+    """Score a CIFAKE split: (every figure test.py reports as a JSON-ready dict, the sweep table, P(real)).
+    With `train_set`, also the accuracy without test files byte-identical to training files."""
+    labels, scores = dataset.labels.numpy(), score_dataset(model, dataset, device)
+    result = score_at_threshold(labels, scores, threshold)
+    sweep = threshold_sweep(labels, scores)
+    result["sweep"] = sweep.to_dict(orient="records")
+    if train_set is not None:
+        leaked = leaked_test_images(dataset, train_set)
+        dedup = score_at_threshold(labels[~leaked], scores[~leaked], threshold)
+        result["deduplicated"] = {"removed": int(leaked.sum()), "n": dedup["n"], "accuracy": dedup["accuracy"]}
+    return result, sweep, scores
+
+
+def summary_row(result):
+    """The headline figures of a score_at_threshold result, for a one-row-per-model table."""
+    row = {"n": result["n"], "accuracy": result["accuracy"], "called_real": result["called_real"],
+           "auroc": result["auroc"], "ap": result["ap"],
+           "f1_fake": result["per_class"]["Fake"]["f1"], "f1_real": result["per_class"]["Real"]["f1"]}
+    if "deduplicated" in result:
+        row["accuracy_dedup"] = result["deduplicated"]["accuracy"]
+    return row
+
+
+def cifar100_transfer(scores_by_model, dataset, threshold=0.5):
+    """Share of CIFAR-100 images (all real) called real, per model: overall, per coarse and per fine class.
+    Returns {"overall": Series, "coarse": DataFrame (20 rows), "fine": DataFrame (100 rows)}."""
+    overall, coarse, fine = {}, {}, {}
+    for name, scores in scores_by_model.items():
+        overall[name] = float((scores >= threshold).mean())
+        coarse[name] = share_called_real(scores, dataset.coarse, dataset.coarse_names, threshold)["share_real"]
+        fine[name] = share_called_real(scores, dataset.classes, dataset.class_names, threshold)["share_real"]
+    first = next(iter(scores_by_model))
+    by_first = lambda table: pd.DataFrame(table).sort_values(first)
+    return {"overall": pd.Series(overall, name="share called real"), "coarse": by_first(coarse),
+            "fine": by_first(fine)}
+
+
+def accounting_table(datasets):
+    """Files found, loaded and skipped (by reason) per loaded dataset; `datasets`: {name: ImageSet}."""
+    rows = {}
+    for name, data in datasets.items():
+        reasons = pd.Series([r for _, r in data.report.skipped], dtype=str).value_counts().to_dict()
+        rows[name] = {"found": data.report.found, "loaded": data.report.loaded,
+                      "skipped": len(data.report.skipped), **{f"skipped: {r}": n for r, n in reasons.items()}}
+    return pd.DataFrame(rows).T.fillna(0).astype(int)
+
+
+def images_until(steps, level):
+    """Training images seen when validation accuracy first reached `level` (None if it never did)."""
+    return next((s["images_seen"] for s in steps if s["val_accuracy"] >= level), None)

@@ -42,6 +42,20 @@ def config_path(key, config=None):
     return (REPO_ROOT / value).resolve()
 
 
+def dataset_dir(key, sample=False):
+    """A dataset folder from config.json (`CIFAKE_dir`, `CIFAR100_dir`, `AGIRI_dir`), or with sample=True its
+    generated stand-in under sample_dir (data/sample/CIFAKE, ...), generated on first use."""
+    real = config_path(key)
+    if not sample:
+        return real
+    folder = config_path("sample_dir") / real.name
+    if not folder.is_dir():
+        from make_sample_data import make_sample_data
+        print("generating the sample data (python code/make_sample_data.py) ...")
+        make_sample_data()
+    return folder
+
+
 def model_path(name_or_path, config=None):
     """A model file from a config key (`base_model`), a bare name (`my_model` -> models/my_model.pth) or a path."""
     config = load_config() if config is None else config

@@ -18,8 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd
 
 from classes import load_cifake, load_model
-from evaluate import (confusion_table, leaked_test_images, per_class_table, plot_sweep, score_at_threshold,
-                      score_dataset, threshold_sweep)
+from evaluate import confusion_table, evaluate_cifake, per_class_table
 from project import ProjectError, model_path, pick_device
 from train import cifake_root
 
@@ -35,19 +34,6 @@ def parse_threshold(value, checkpoint):
     if not 0 <= threshold <= 1:
         raise ProjectError(f"-thr must be in [0, 1], got {threshold}")
     return threshold
-
-
-def evaluate_cifake(model, dataset, threshold, device="cpu", train_set=None):
-    """Every figure test.py reports, as a dict (JSON-ready) plus the pandas tables for printing."""
-    labels, scores = dataset.labels.numpy(), score_dataset(model, dataset, device)
-    result = score_at_threshold(labels, scores, threshold)
-    sweep = threshold_sweep(labels, scores)
-    result["sweep"] = sweep.to_dict(orient="records")
-    if train_set is not None:
-        leaked = leaked_test_images(dataset, train_set)
-        dedup = score_at_threshold(labels[~leaked], scores[~leaked], threshold)
-        result["deduplicated"] = {"removed": int(leaked.sum()), "n": dedup["n"], "accuracy": dedup["accuracy"]}
-    return result, sweep, scores
 
 
 def main(argv=None):
@@ -91,8 +77,9 @@ def main(argv=None):
     if args.plot:
         import matplotlib
         matplotlib.use("Agg")
+        from figures import sweep_curves
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        plot_sweep(sweep, f"{path.stem} on {dataset.name}").savefig(args.plot, dpi=120, bbox_inches="tight")
+        sweep_curves(sweep, f"{path.stem} on {dataset.name}").savefig(args.plot, dpi=120, bbox_inches="tight")
         print(f"wrote {args.plot}")
     return result
 

@@ -21,19 +21,20 @@ import torch.nn as nn
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-from classes import Batcher, build_model, count_parameters, load_cifake, save_model
+from classes import Batcher, build_model, count_parameters, load_cifake, load_model, read_sidecar, save_model
 from evaluate import choose_threshold, predict_scores, score_at_threshold
-from project import ProjectError, config_path, git_commit, model_path, pick_device, seed_everything
+from project import ProjectError, config_path, dataset_dir, git_commit, model_path, pick_device, seed_everything
 
 # The original study's recipe (SGD, lr 0.001, momentum 0.9, batch 32): the defaults, for replication.
 DEFAULTS = dict(batch_size=32, epochs=5, lr=0.001, momentum=0.9, seed=0, val_fraction=0.1)
 
+# The study's three models: what `python code/train.py -mf NAME ...` trains for each.
+MODEL_RECIPES = {"base_model": ["-ep", "10"], "attn_model": ["-ep", "10", "--attn"], "mini_model": ["-ep", "1"]}
+
 
 def cifake_root(data=None, sample=False):
     """The CIFAKE folder: --data if given, the generated sample with --sample, else config.json's."""
-    if data:
-        return Path(data).resolve()
-    return config_path("sample_dir") / "CIFAKE" if sample else config_path("CIFAKE_dir")
+    return Path(data).resolve() if data else dataset_dir("CIFAKE_dir", sample)
 
 
 def split_train_val(dataset, val_fraction=DEFAULTS["val_fraction"], seed=DEFAULTS["seed"]):
@@ -107,6 +108,22 @@ def train_model(train_set, val_set, epochs=DEFAULTS["epochs"], batch_size=DEFAUL
     history["threshold"] = choose_threshold(val_set.labels.numpy(), scores)
     history["val_at_threshold"] = score_at_threshold(val_set.labels.numpy(), scores, history["threshold"])
     return model.eval(), history
+
+
+def model_file(name, sample=False):
+    """Where a study model lives: models/ (config.json) for real data, data/sample/models/ for the sample."""
+    return config_path("sample_dir") / "models" / f"{name}.pth" if sample else model_path(name)
+
+
+def train_or_load(name, sample=False, retrain=False, device="cpu"):
+    """One of the study's models (MODEL_RECIPES): loaded from its file, or trained by train.py's own
+    main() with its recipe when the file is missing or `retrain` is set. Returns (model, sidecar dict)."""
+    path = model_file(name, sample)
+    if retrain or not path.is_file():
+        print(f"training {name} ({' '.join(MODEL_RECIPES[name])}{' --sample' if sample else ''}) ...")
+        main([*MODEL_RECIPES[name], "-mf", str(path), "--device", str(device)] + (["--sample"] if sample else []))
+    model, _ = load_model(path, device)
+    return model, read_sidecar(path)
 
 
 def main(argv=None):

@@ -1,0 +1,134 @@
+"""Benchmarks behind every speed figure in the README. Each compares against a baseline in the same run.
+
+    python code/bench.py cache      # CIFAKE train: first load (decode + write cache) vs load from the cache
+    python code/bench.py agiri      # 200 large JPEGs to 32 x 32: our loader vs a plain decode-then-resize loop
+    python code/bench.py batcher    # our Batcher vs the original study's batching scheme, one epoch each
+    python code/bench.py epoch      # seconds per training epoch on CIFAKE (base and attention CNN)
+    python code/bench.py eval       # load the 20,000 test images from the cache and score them
+    python code/bench.py all
+"""
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+import torch
+from PIL import Image
+
+from classes import Batcher, CIFAKE_CNN, decode_files, load_cifake, normalise
+from evaluate import predict_scores
+from project import config_path
+from train import split_train_val, train_model
+
+
+def timed(fn):
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def bench_cache(root):
+    for stale in (Path(root) / ".cache").glob("train-resize*"):
+        stale.unlink()
+    first, data = timed(lambda: load_cifake(root, "train"))
+    cached, again = timed(lambda: load_cifake(root, "train"))
+    assert torch.equal(data.images, again.images)
+    print(f"CIFAKE train ({len(data)} images): first load {first:.1f} s, from cache {cached:.2f} s, "
+          f"{first / cached:.0f}x faster")
+
+
+def bench_agiri(n=200, size=(3000, 2000)):
+    """Large JPEGs, decoded to 32 x 32 by decode_files (draft mode, all cores) and by a plain loop."""
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Image.fromarray(rng.integers(0, 256, (size[1] // 50, size[0] // 50, 3), dtype=np.uint8))
+        base = np.asarray(base.resize(size, Image.Resampling.BICUBIC))
+        paths = []
+        for i in range(n):                         # each file different: the base image shifted
+            path = Path(tmp) / f"{i:03d}.jpg"
+            Image.fromarray(np.roll(base, 7 * i, axis=1)).save(path, quality=90)
+            paths.append(path)
+        plain = lambda: [np.asarray(Image.open(p).convert("RGB").resize((32, 32), Image.Resampling.BILINEAR))
+                         for p in paths]
+        t_plain, reference = timed(plain)
+        t_ours, (images, ok, failed, _) = timed(lambda: decode_files(paths, "resize"))
+    difference = np.abs(images.permute(0, 2, 3, 1).numpy().astype(int) - np.stack(reference)).mean()
+    print(f"{n} JPEGs of {size[0]}x{size[1]} -> 32x32: plain loop {t_plain:.1f} s, decode_files {t_ours:.1f} s, "
+          f"{t_plain / t_ours:.1f}x faster (mean absolute pixel difference {difference:.2f})")
+
+
+class OriginalBatching:
+    """The original study's scheme, re-implemented: the split pre-stacked into a list of per-batch
+    tensors, each batch re-permuted as it is served."""
+
+    def __init__(self, images, labels, batch_size):
+        order = torch.randperm(len(labels))
+        x, y = normalise(images), labels.float()
+        self.batches = [(torch.stack([x[i] for i in chunk]), torch.stack([y[i] for i in chunk]))
+                        for chunk in order.split(batch_size)]
+
+    def __iter__(self):
+        for x, y in self.batches:
+            perm = torch.randperm(len(y))
+            yield x[perm], y[perm]
+
+
+def bench_batcher(data, batch_size=32):
+    def one_epoch(batches):
+        total = 0.0
+        for x, y in batches:
+            total += float(x[0, 0, 0, 0])             # touch each batch
+        return total
+    t_setup_orig, original = timed(lambda: OriginalBatching(data.images, data.labels, batch_size))
+    t_orig, _ = timed(lambda: one_epoch(original))
+    t_setup_ours, ours = timed(lambda: Batcher(data.images, data.labels, batch_size, shuffle=True))
+    t_ours, _ = timed(lambda: one_epoch(ours))
+    print(f"batching {len(data)} images at batch {batch_size}: original scheme {t_setup_orig:.1f} s setup + "
+          f"{t_orig:.2f} s per epoch; Batcher {t_setup_ours:.2f} s setup + {t_ours:.2f} s per epoch "
+          f"({t_orig / t_ours:.1f}x faster per epoch, {t_setup_orig / t_setup_ours:.0f}x faster setup)")
+
+
+def bench_epoch(data):
+    train, val = split_train_val(data)
+    for attn in (False, True):
+        _, history = train_model(train, val, epochs=1, attn=attn, progress=False)
+        seconds = history["epochs"][0]["seconds"]
+        print(f"one epoch, {'attention' if attn else 'base'} CNN, batch 32, {len(train)} images: {seconds:.1f} s "
+              f"({len(train) / seconds:.0f} images/s, validation included)")
+
+
+def bench_eval(root):
+    model = CIFAKE_CNN().eval()
+    t_load, test = timed(lambda: load_cifake(root, "test"))
+    t_score, scores = timed(lambda: predict_scores(model, test.images))
+    print(f"evaluating CIFAKE test ({len(scores)} images): load from cache {t_load:.2f} s + scoring {t_score:.2f} s "
+          f"= {t_load + t_score:.2f} s")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "eval", "all"])
+    parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
+    args = parser.parse_args()
+    root = Path(args.data) if args.data else config_path("CIFAKE_dir")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+    if args.which in ("cache", "all"):
+        bench_cache(root)
+    if args.which in ("agiri", "all"):
+        bench_agiri()
+    if args.which in ("batcher", "epoch", "all"):
+        data = load_cifake(root, "train")
+        if args.which != "epoch":
+            bench_batcher(data)
+        if args.which != "batcher":
+            bench_epoch(data)
+    if args.which in ("eval", "all"):
+        bench_eval(root)
+
+
+if __name__ == "__main__":
+    main()
