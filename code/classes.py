@@ -435,7 +435,7 @@ class Batcher:
                 x, y = self.images[start:start + self.batch_size], self.labels[start:start + self.batch_size]
             else:                                     # gather one batch at a time: cheaper than permuting all
                 index = order[start:start + self.batch_size]
-                x, y = self.images[index], self.labels[index]
+                x, y = self.images.index_select(0, index), self.labels.index_select(0, index)
             if self.flip:
                 mirror = (torch.rand(len(x), generator=self.generator) < 0.5).to(x.device)
                 x = torch.where(mirror[:, None, None, None], x.flip(3), x)
@@ -485,10 +485,52 @@ class CIFAKE_CNN(nn.Module):
         return self.fc3(x).squeeze(1)
 
 
-ARCHITECTURES = {"cnn": CIFAKE_CNN}
+def conv_bn(c_in, c_out, stride=1):
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 conv + batch-norm layers with an identity shortcut."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(channels, channels), nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(channels))
+
+    def forward(self, x):
+        return F.relu(x + self.body(x))
+
+
+def high_frequency_residual(x):
+    """The image minus its 2x down- then up-sampled copy: what a generator's upsampling leaves behind."""
+    return x - F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
+
+
+class StrongCNN(nn.Module):
+    """A compact residual detector (about 242k parameters). It sees the image together with its
+    high-frequency residual, keeps full 32 x 32 resolution for its first two layers (where pixel-level
+    generation traces live), then halves resolution twice; global average and max pooling feed one logit."""
+
+    def __init__(self, widths=(32, 64, 96)):
+        super().__init__()
+        self.config = {"arch": "strong", "widths": list(widths)}
+        w1, w2, w3 = widths
+        self.features = nn.Sequential(
+            conv_bn(6, w1), conv_bn(w1, w1),            # 32 x 32
+            conv_bn(w1, w2, stride=2), ResidualBlock(w2),  # 16 x 16
+            conv_bn(w2, w3, stride=2), conv_bn(w3, w3))    # 8 x 8
+        self.head = nn.Linear(2 * w3, 1)
+
+    def forward(self, x):
+        x = self.features(torch.cat([x, high_frequency_residual(x)], dim=1))
+        return self.head(torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=1)).squeeze(1)
+
+
+ARCHITECTURES = {"cnn": CIFAKE_CNN, "strong": StrongCNN}
 
 
 def build_model(arch="cnn", **kwargs):
+    """A network by architecture name (`cnn` takes attn=..., `strong` takes widths=...)."""
     if arch not in ARCHITECTURES:
         raise ProjectError(f"unknown architecture '{arch}' (choose from {', '.join(ARCHITECTURES)})")
     return ARCHITECTURES[arch](**kwargs)

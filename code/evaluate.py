@@ -10,6 +10,7 @@ from sklearn.metrics import (average_precision_score, confusion_matrix, precisio
                              roc_auc_score, roc_curve)
 
 from classes import FAKE, LABEL_NAMES, REAL, normalise
+from project import ProjectError
 
 SWEEP_THRESHOLDS = tuple(round(t, 1) for t in np.arange(0.1, 0.95, 0.1))
 
@@ -29,6 +30,19 @@ def predict_scores(model, images, device="cpu", batch_size=4096, crops_per_image
 def score_dataset(model, dataset, device="cpu", batch_size=4096):
     """P(real) for every image of an ImageSet."""
     return predict_scores(model, dataset.images, device, batch_size, dataset.crops_per_image)
+
+
+def parse_threshold(value, checkpoint):
+    """A number in [0, 1], or 'val' for the validation-chosen threshold stored with the model."""
+    if value == "val":
+        return float(checkpoint["threshold"])
+    try:
+        threshold = float(value)
+    except ValueError:
+        raise ProjectError(f"-thr must be a number in [0, 1] or 'val', got '{value}'") from None
+    if not 0 <= threshold <= 1:
+        raise ProjectError(f"-thr must be in [0, 1], got {threshold}")
+    return threshold
 
 
 def choose_threshold(labels, scores):

@@ -98,3 +98,16 @@ def image_grid(images, captions, columns=8, title=""):
 def caption(p_real, label):
     """'P(real) 0.03 / true Real' for a grid caption."""
     return f"P(real) {p_real:.2f}\ntrue {LABEL_NAMES[int(label)]}"
+
+
+def robustness_bars(table):
+    """Accuracy and AUROC per perturbation (rows) and model (bars), from robustness.perturbation_table."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+    for ax, metric in zip(axes, ("accuracy", "auroc")):
+        wide = table[metric].unstack("model")
+        wide.loc[list(dict.fromkeys(table.index.get_level_values(0)))].plot.bar(ax=ax, width=0.8)
+        ax.set(ylabel=metric, title=f"{metric} under perturbation", ylim=(0.4, 1.0), xlabel="")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -3,6 +3,7 @@
     python code/test.py -thr 0.4                      # base_model on the CIFAKE test set at threshold 0.4
     python code/test.py -mf attn_model -thr val       # the threshold chosen on validation at training time
     python code/test.py --sample --json out.json      # on the generated sample data, every figure as JSON
+    python code/test.py --perturb --plot robust.png   # every shipped model under JPEG, resize, blur, flip, noise
 
 Prints n, accuracy, per-class precision / recall / F1, the confusion matrix, ROC AUC, average
 precision, the threshold sweep 0.1..0.9, and (on the real test set) the accuracy without the test
@@ -18,22 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd
 
 from classes import load_cifake, load_model
-from evaluate import confusion_table, evaluate_cifake, per_class_table
+from evaluate import confusion_table, evaluate_cifake, parse_threshold, per_class_table
 from project import ProjectError, model_path, pick_device
 from train import cifake_root
-
-
-def parse_threshold(value, checkpoint):
-    """A number in [0, 1], or 'val' for the validation-chosen threshold stored with the model."""
-    if value == "val":
-        return float(checkpoint["threshold"])
-    try:
-        threshold = float(value)
-    except ValueError:
-        raise ProjectError(f"-thr must be a number in [0, 1] or 'val', got '{value}'") from None
-    if not 0 <= threshold <= 1:
-        raise ProjectError(f"-thr must be in [0, 1], got {threshold}")
-    return threshold
 
 
 def main(argv=None):
@@ -46,7 +34,11 @@ def main(argv=None):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     parser.add_argument("--plot", metavar="PATH", help="save the threshold-sweep figure")
+    parser.add_argument("--perturb", action="store_true",
+                        help="robustness: every shipped model on the split under each perturbation (robustness.py)")
     args = parser.parse_args(argv)
+    if args.perturb:
+        return perturb_main(args)
 
     device = pick_device(args.device)
     path = model_path(args.modelfile)
@@ -82,6 +74,36 @@ def main(argv=None):
         sweep_curves(sweep, f"{path.stem} on {dataset.name}").savefig(args.plot, dpi=120, bbox_inches="tight")
         print(f"wrote {args.plot}")
     return result
+
+
+def perturb_main(args):
+    """test.py --perturb: accuracy and AUROC of every shipped model under every perturbation."""
+    from robustness import PERTURBATIONS, perturbation_table
+    from train import MODEL_RECIPES, model_file
+    device = pick_device(args.device)
+    names = [n for n in [*MODEL_RECIPES, "strong_model"] if model_file(n, args.sample).is_file()]
+    if not names:
+        raise ProjectError("no trained models found for --perturb: train them first (see README)")
+    models = {n: load_model(model_file(n, args.sample), device)[0] for n in names}
+    dataset = load_cifake(cifake_root(args.data, args.sample), args.split)
+    table = perturbation_table(models, dataset, device)
+    wide = table.unstack("model").loc[list(PERTURBATIONS)]
+    print(f"\nrobustness on {dataset.name} (n = {len(dataset)}, threshold 0.5):\n"
+          f"{wide.to_string(float_format=lambda v: f'{v:.4f}')}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        records = [{"perturbation": p, "model": m, **row} for (p, m), row in table.to_dict(orient="index").items()]
+        Path(args.json).write_text(json.dumps({"dataset": dataset.name, "n": len(dataset), "threshold": 0.5,
+                                               "sample_data": args.sample, "results": records}, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    if args.plot:
+        import matplotlib
+        matplotlib.use("Agg")
+        from figures import robustness_bars
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        robustness_bars(table).savefig(args.plot, dpi=120, bbox_inches="tight")
+        print(f"wrote {args.plot}")
+    return table
 
 
 if __name__ == "__main__":

@@ -21,12 +21,26 @@ import torch.nn as nn
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-from classes import Batcher, build_model, count_parameters, load_cifake, load_model, read_sidecar, save_model
+import robustness
+from classes import (ARCHITECTURES, Batcher, build_model, count_parameters, load_cifake, load_model, read_sidecar,
+                     save_model)
 from evaluate import choose_threshold, predict_scores, score_at_threshold
 from project import ProjectError, config_path, dataset_dir, git_commit, model_path, pick_device, seed_everything
 
-# The original study's recipe (SGD, lr 0.001, momentum 0.9, batch 32): the defaults, for replication.
-DEFAULTS = dict(batch_size=32, epochs=5, lr=0.001, momentum=0.9, seed=0, val_fraction=0.1)
+# Training recipes: every hyper-parameter in one place. All use SGD with momentum and BCEWithLogitsLoss.
+RECIPES = {
+    # The original study's, the default, for replication: batch 32, constant lr 0.001, momentum 0.9.
+    "original": dict(epochs=5, batch_size=32, lr=0.001, momentum=0.9, nesterov=False, weight_decay=0.0,
+                     schedule="constant", label_smoothing=0.0, flip=False),
+    # Fast (base CNN): large batches and a one-cycle schedule to a high peak learning rate.
+    "fast": dict(epochs=6, batch_size=256, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                 schedule="onecycle", label_smoothing=0.1, flip=False),
+    # Strong (StrongCNN): the same schedule, longer, with weight decay, flips and mild label smoothing.
+    "strong": dict(epochs=12, batch_size=256, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                   schedule="onecycle", label_smoothing=0.05, flip=True),
+}
+DEFAULTS = dict(RECIPES["original"], seed=0, val_fraction=0.1)
+ONE_CYCLE = dict(pct_start=0.25, div_factor=25.0, final_div_factor=1000.0, anneal_strategy="linear")
 
 # The study's three models: what `python code/train.py -mf NAME ...` trains for each.
 MODEL_RECIPES = {"base_model": ["-ep", "10"], "attn_model": ["-ep", "10", "--attn"], "mini_model": ["-ep", "1"]}
@@ -59,32 +73,55 @@ def validate(model, val_set, device, loss_fn):
     return {"val_loss": loss, "val_accuracy": result["accuracy"], "val_auroc": result["auroc"]}, scores
 
 
+def make_schedule(optimizer, schedule, total_steps):
+    """None for a constant learning rate; for 'onecycle', linear warm-up over the first quarter of the steps
+    from lr/25 to lr, then linear decay to lr/25,000 (stepped once per batch)."""
+    if schedule == "constant":
+        return None
+    if schedule == "onecycle":
+        peak = optimizer.param_groups[0]["lr"]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=total_steps,
+                                                   cycle_momentum=False, **ONE_CYCLE)
+    raise ProjectError(f"unknown schedule '{schedule}' (constant or onecycle)")
+
+
 def train_model(train_set, val_set, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
                 lr=DEFAULTS["lr"], momentum=DEFAULTS["momentum"], arch="cnn", attn=False,
-                seed=DEFAULTS["seed"], device="cpu", log_every=0, progress=True):
+                seed=DEFAULTS["seed"], device="cpu", log_every=0, progress=True, amp=False, nesterov=False,
+                weight_decay=0.0, schedule="constant", label_smoothing=0.0, flip=False, augment=()):
     """Train with BCEWithLogitsLoss and SGD. Returns (model, history): history["epochs"] has the train
     loss and validation loss / accuracy / AUROC per epoch, history["steps"] (when log_every > 0) the
     running loss and accuracy and the validation accuracy every `log_every` batches, and
-    history["threshold"] the validation-chosen threshold."""
+    history["threshold"] the validation-chosen threshold. amp=True runs the forward pass in bfloat16
+    autocast on CUDA (ignored elsewhere). augment: any of "blur", "jpeg" (robustness.augment, redrawn
+    each epoch). The defaults are the original recipe (RECIPES)."""
     device = torch.device(device)
     seed_everything(seed)
     model = build_model(arch, **({"attn": attn} if arch == "cnn" else {})).to(device)
-    batches = Batcher(train_set.images, train_set.labels, batch_size, device, shuffle=True, seed=seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    batches = Batcher(train_set.images, train_set.labels, batch_size, device, shuffle=True, seed=seed, flip=flip)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=nesterov,
+                                weight_decay=weight_decay)
+    scheduler = make_schedule(optimizer, schedule, epochs * len(batches))
     loss_fn = nn.BCEWithLogitsLoss()
     history = {"epochs": [], "steps": []}
     step, seen = 0, 0
     for epoch in range(1, epochs + 1):
+        if augment:                                    # a fresh draw of blurred / re-compressed images each epoch
+            batches = Batcher(robustness.augment(train_set.images, augment, seed=seed * 1000 + epoch),
+                              train_set.labels, batch_size, device, shuffle=True, seed=seed * 1000 + epoch, flip=flip)
         model.train()
         started = time.perf_counter()
         epoch_loss = torch.zeros((), device=device)
         window_loss, window_correct, window_n = 0.0, 0, 0
         for x, y in tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False, disable=not progress):
-            logits = model(x)
-            loss = loss_fn(logits, y)
+            with torch.autocast(device.type, torch.bfloat16, enabled=amp and device.type == "cuda"):
+                logits = model(x).float()
+            loss = loss_fn(logits, y * (1 - label_smoothing) + 0.5 * label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             epoch_loss += loss.detach() * len(y)      # stays on the device: no sync per batch
             step, seen = step + 1, seen + len(y)
             if log_every:                              # learning-curve logging (syncs every batch)
@@ -128,20 +165,30 @@ def train_or_load(name, sample=False, retrain=False, device="cpu"):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-bs", "--batch_size", type=int, default=DEFAULTS["batch_size"])
-    parser.add_argument("-ep", "--epochs", type=int, default=DEFAULTS["epochs"])
+    parser.add_argument("--recipe", choices=RECIPES, default="original",
+                        help="hyper-parameter set (see RECIPES); the flags below override its values")
+    parser.add_argument("--arch", choices=ARCHITECTURES, default="cnn", help="cnn (the study's) or strong")
+    parser.add_argument("-bs", "--batch_size", type=int)
+    parser.add_argument("-ep", "--epochs", type=int)
     parser.add_argument("-mf", "--modelfile", help="save to models/<name>.pth (only when given)")
-    parser.add_argument("-lr", type=float, default=DEFAULTS["lr"])
-    parser.add_argument("--momentum", type=float, default=DEFAULTS["momentum"])
-    parser.add_argument("--attn", action="store_true", help="add the SRM channel-attention layer")
+    parser.add_argument("-lr", type=float)
+    parser.add_argument("--momentum", type=float)
+    parser.add_argument("--attn", action="store_true", help="add the SRM channel-attention layer (arch cnn)")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     parser.add_argument("--val-fraction", type=float, default=DEFAULTS["val_fraction"])
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
     parser.add_argument("--sample", action="store_true", help="use the generated sample data (a stand-in)")
+    parser.add_argument("--augment", default="", help="train-time augmentation: blur, jpeg or blur,jpeg")
+    parser.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
     parser.add_argument("--log-every", type=int, default=0, metavar="N",
                         help="log loss, running and validation accuracy every N batches")
     args = parser.parse_args(argv)
+    recipe = dict(RECIPES[args.recipe])
+    recipe.update({k: v for k, v in vars(args).items() if k in recipe and v is not None})
+    augment = tuple(a for a in args.augment.split(",") if a)
+    if set(augment) - {"blur", "jpeg"}:
+        raise ProjectError(f"--augment takes blur and/or jpeg, got '{args.augment}'")
 
     device = pick_device(args.device)
     dataset = load_cifake(cifake_root(args.data, args.sample), "train")
@@ -151,17 +198,17 @@ def main(argv=None):
     print(f"training on {len(train_set)} images, validating on {len(val_set)}, device {device}, "
           f"torch {torch.__version__}")
     started = time.perf_counter()
-    model, history = train_model(train_set, val_set, args.epochs, args.batch_size, args.lr, args.momentum,
-                                 attn=args.attn, seed=args.seed, device=device, log_every=args.log_every)
+    print(f"recipe {args.recipe}: " + ", ".join(f"{k} {v}" for k, v in recipe.items()))
+    model, history = train_model(train_set, val_set, arch=args.arch, attn=args.attn, seed=args.seed, device=device,
+                                 log_every=args.log_every, amp=args.amp, augment=augment, **recipe)
     wall = time.perf_counter() - started
     val = history["val_at_threshold"]
     print(f"validation: threshold {history['threshold']:.3f} (max balanced accuracy), accuracy {val['accuracy']:.4f}, "
           f"AUROC {val['auroc']:.4f}; {wall:.0f} s")
     if args.modelfile:
         path = model_path(args.modelfile)
-        info = {"parameters": count_parameters(model), "batch_size": args.batch_size, "epochs": args.epochs,
-                "lr": args.lr, "momentum": args.momentum, "optimizer": "SGD", "loss": "BCEWithLogitsLoss",
-                "seed": args.seed, "val_fraction": args.val_fraction, "sample_data": args.sample,
+        info = {"parameters": count_parameters(model), "recipe": args.recipe, **recipe, "optimizer": "SGD",
+                "loss": "BCEWithLogitsLoss", "augment": list(augment), "seed": args.seed, "amp": args.amp, "val_fraction": args.val_fraction, "sample_data": args.sample,
                 "dataset": dataset_fingerprint(train_set), "n_train": len(train_set), "n_val": len(val_set),
                 "validation": val, "history": history["epochs"], "steps": history["steps"],
                 "device": str(device), "torch": torch.__version__, "git_commit": git_commit(),

@@ -1,0 +1,57 @@
+"""Explanations: Grad-CAM-family heat maps (through the maintained `grad-cam` library) and the SRM
+attention gates of the attention model."""
+import numpy as np
+import pandas as pd
+import torch
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
+from pytorch_grad_cam.utils.image import show_cam_on_image
+from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
+
+from classes import FAKE, REAL, CIFAKE_CNN, normalise
+
+CAM_METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}
+
+
+def last_conv_layer(model):
+    """The layer whose activations the maps explain: the CNN's last convolution."""
+    if isinstance(model, CIFAKE_CNN):
+        return model.conv2
+    return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+
+
+def cam_maps(model, images, method="gradcam", target=REAL, device="cpu", batch_size=256):
+    """Heat maps (N x H x W, in [0, 1], the images' size) of the evidence for `target` (REAL: towards
+    'real', FAKE: towards 'fake') at the last conv layer, for uint8 images N x 3 x H x W."""
+    model = model.to(device).eval()
+    maps = []
+    with CAM_METHODS[method](model=model, target_layers=[last_conv_layer(model)]) as cam:
+        for start in range(0, len(images), batch_size):
+            batch = normalise(images[start:start + batch_size].to(device))
+            maps.append(cam(input_tensor=batch, targets=[BinaryClassifierOutputTarget(target)] * len(batch)))
+    return np.concatenate(maps) if maps else np.zeros((0, *images.shape[-2:]), np.float32)
+
+
+def overlay(image, heat):
+    """A uint8 image (3 x H x W) with its heat map (H x W in [0, 1]) blended on top, as H x W x 3 uint8."""
+    return show_cam_on_image(image.permute(1, 2, 0).numpy() / 255.0, heat, use_rgb=True, image_weight=0.6)
+
+
+@torch.inference_mode()
+def srm_gates(model, images, device="cpu", batch_size=4096):
+    """The attention model's SRM gate values (N x channels, in (0, 1)) for uint8 images."""
+    model = model.to(device).eval()
+    gates = []
+    for start in range(0, len(images), batch_size):
+        model(normalise(images[start:start + batch_size].to(device)))
+        gates.append(model.srm.gate.cpu())
+    return torch.cat(gates).numpy()
+
+
+def gate_statistics(gates, labels):
+    """Per channel: the mean gate on REAL and on FAKE images and their difference (fake minus real),
+    sorted by how much more the model lets the channel through for fakes."""
+    labels = np.asarray(labels)
+    table = pd.DataFrame({"gate on Real": gates[labels == REAL].mean(0), "gate on Fake": gates[labels == FAKE].mean(0)},
+                         index=pd.Index([f"channel {c}" for c in range(gates.shape[1])], name="SRM channel"))
+    table["fake minus real"] = table["gate on Fake"] - table["gate on Real"]
+    return table.sort_values("fake minus real", ascending=False)

@@ -1,0 +1,91 @@
+"""Beyond the paper: the strong architecture, the perturbations and the fast recipe's schedule."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import robustness
+from classes import StrongCNN, build_model, count_parameters, high_frequency_residual, load_cifake, load_model, save_model
+from train import RECIPES, make_schedule, split_train_val, train_model
+
+
+def test_strong_architecture_shape_and_size():
+    model = StrongCNN()
+    assert model(torch.randn(4, 3, 32, 32)).shape == (4,) and count_parameters(model) <= 300_000
+    assert isinstance(build_model("strong"), StrongCNN)
+
+
+def test_high_frequency_residual_removes_smooth_content():
+    flat = torch.full((1, 3, 32, 32), 0.3)
+    assert high_frequency_residual(flat).abs().max() < 1e-6
+    checker = (torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2 * 2.0 - 1
+    assert torch.allclose(high_frequency_residual(checker.expand(1, 3, 32, 32)), checker.expand(1, 3, 32, 32))
+
+
+def test_strong_model_trains_above_chance_and_round_trips(sample_root, tmp_path):
+    train, val = split_train_val(load_cifake(sample_root / "CIFAKE", "train", verbose=False))
+    recipe = dict(RECIPES["strong"], epochs=3, batch_size=64)
+    model, history = train_model(train, val, arch="strong", progress=False, **recipe)
+    assert history["val_at_threshold"]["accuracy"] > 0.75
+    save_model(model, tmp_path / "s.pth", history["threshold"])
+    loaded, meta = load_model(tmp_path / "s.pth")
+    x = torch.randn(3, 3, 32, 32)
+    assert meta["arch"] == "strong" and torch.allclose(loaded(x), model(x))
+
+
+def images(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    smooth = rng.integers(0, 256, (n, 3, 8, 8), dtype=np.uint8)
+    return torch.nn.functional.interpolate(torch.from_numpy(smooth).float(), size=32, mode="bilinear").to(torch.uint8)
+
+
+@pytest.mark.parametrize("name", list(robustness.PERTURBATIONS))
+def test_perturbation_shape_and_range(name):
+    x = images()
+    y = robustness.PERTURBATIONS[name](x)
+    assert y.shape == x.shape and y.dtype == torch.uint8
+    assert torch.equal(y, robustness.PERTURBATIONS[name](x))          # deterministic
+    if name != "none":
+        assert not torch.equal(y, x)
+
+
+def test_jpeg_round_trip_changes_the_bytes_and_stronger_compression_loses_more():
+    x = images(1)
+    original = io.BytesIO()
+    Image.fromarray(x[0].permute(1, 2, 0).numpy()).save(original, "PNG")
+    errors = [(robustness.jpeg(x, q).float() - x.float()).abs().mean() for q in (90, 75, 50)]
+    assert 0 < errors[0] < errors[2]
+    assert robustness.jpeg(x, 75).numpy().tobytes() != x.numpy().tobytes()
+
+
+def test_noise_is_seeded_and_blur_smooths():
+    x = images()
+    assert torch.equal(robustness.noise(x, 4, seed=1), robustness.noise(x, 4, seed=1))
+    assert not torch.equal(robustness.noise(x, 4, seed=1), robustness.noise(x, 4, seed=2))
+    edges = lambda t: (t.float()[..., 1:] - t.float()[..., :-1]).abs().mean()
+    assert edges(robustness.blur(x, 1.0)) < edges(robustness.blur(x, 0.5)) < edges(x)
+
+
+def test_augment_changes_about_half_and_is_seeded():
+    x = images(40)
+    a = robustness.augment(x, ("jpeg",), seed=3)
+    changed = sum(not torch.equal(a[i], x[i]) for i in range(len(x)))
+    assert 10 <= changed <= 30 and torch.equal(a, robustness.augment(x, ("jpeg",), seed=3))
+
+
+def test_fast_recipe_schedule_start_peak_end():
+    recipe = RECIPES["fast"]
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=recipe["lr"])
+    scheduler = make_schedule(optimizer, recipe["schedule"], total_steps=1000)
+    lrs = []
+    for _ in range(1000):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    peak = recipe["lr"]
+    assert lrs[0] == pytest.approx(peak / 25)
+    assert max(lrs) == pytest.approx(peak) and int(np.argmax(lrs)) == pytest.approx(250, abs=1)
+    assert lrs[-1] == pytest.approx(peak / 25 / 1000, rel=0.05)
+    assert make_schedule(optimizer, "constant", 10) is None
