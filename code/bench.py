@@ -5,6 +5,8 @@
     python code/bench.py batcher    # our Batcher vs the original study's batching scheme, one epoch each
     python code/bench.py epoch      # seconds per training epoch on CIFAKE (base and attention CNN)
     python code/bench.py eval       # load the 20,000 test images from the cache and score them
+    python code/bench.py predict    # predict.py's path (find, decode, score) on the 20,000 CIFAKE test files
+    python code/bench.py recipes    # base CNN: original recipe (10 epochs) vs the fast recipe, time and test accuracy
     python code/bench.py all
 """
 import argparse
@@ -20,9 +22,9 @@ import torch
 from PIL import Image
 
 from classes import Batcher, CIFAKE_CNN, decode_files, load_cifake, normalise
-from evaluate import predict_scores
+from evaluate import predict_scores, score_at_threshold, score_dataset
 from project import config_path
-from train import split_train_val, train_model
+from train import RECIPES, split_train_val, train_model
 
 
 def timed(fn):
@@ -109,9 +111,32 @@ def bench_eval(root):
           f"= {t_load + t_score:.2f} s")
 
 
+def bench_predict(root):
+    from predict import find_files, predict_files
+    model = CIFAKE_CNN().eval()
+    t, (table, failed, _) = timed(lambda: predict_files(model, find_files([Path(root) / "test"]), 0.5))
+    print(f"predict.py on {len(table)} CIFAKE test files (32x32 JPEG): {t:.1f} s, {len(table) / t:.0f} images/s")
+
+
+def bench_recipes(root, recipes=("original", "fast")):
+    """Train the base CNN with each recipe on the same split; wall time and CIFAKE test accuracy at 0.5."""
+    train, val = split_train_val(load_cifake(root, "train"))
+    test = load_cifake(root, "test")
+    times = {}
+    for name in recipes:
+        recipe = dict(RECIPES[name], epochs=10) if name == "original" else RECIPES[name]
+        times[name], (model, _) = timed(lambda: train_model(train, val, progress=False, **recipe))
+        accuracy = score_at_threshold(test.labels.numpy(), score_dataset(model, test), 0.5)["accuracy"]
+        print(f"base CNN, {name} recipe ({recipe['epochs']} epochs, batch {recipe['batch_size']}): "
+              f"{times[name]:.1f} s, CIFAKE test accuracy {accuracy:.2%}")
+    if {"original", "fast"} <= times.keys():
+        print(f"fast recipe: {times['fast'] / times['original']:.2f} of the original's wall time "
+              f"({times['original'] / times['fast']:.1f}x faster)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "eval", "all"])
+    parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "eval", "predict", "recipes", "all"])
     parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
     args = parser.parse_args()
     root = Path(args.data) if args.data else config_path("CIFAKE_dir")
@@ -128,6 +153,10 @@ def main():
             bench_epoch(data)
     if args.which in ("eval", "all"):
         bench_eval(root)
+    if args.which in ("predict", "all"):
+        bench_predict(root)
+    if args.which in ("recipes", "all"):
+        bench_recipes(root)
 
 
 if __name__ == "__main__":

@@ -320,8 +320,8 @@ def load_image_folders(root, split, dataset, layout, preprocess="resize", max_pi
                                                    desc=f"{dataset}/{split}")
         labels = np.array([label for label, _ in listed], dtype=np.int64)
         classes = [parse_class(rel.rpartition("/")[2]) if parse_class else -1 for rel in sources]
-        cached = dict(classes=np.array(classes, dtype=np.int64), fingerprint=np.array(fingerprint), images=images.numpy(), ok=np.array(ok, dtype=np.int64),
-                      labels=labels, sources=sources, digests=digests,
+        cached = dict(fingerprint=np.array(fingerprint), images=images.numpy(), ok=np.array(ok, dtype=np.int64),
+                      labels=labels, classes=np.array(classes, dtype=np.int64), sources=sources, digests=digests,
                       failed=np.array([i for i, _ in failed], dtype=np.int64),
                       reasons=np.array([r for _, r in failed], dtype=str))
         if use_cache:

@@ -21,19 +21,43 @@ def last_conv_layer(model):
 
 def cam_maps(model, images, method="gradcam", target=REAL, device="cpu", batch_size=256):
     """Heat maps (N x H x W, in [0, 1], the images' size) of the evidence for `target` (REAL: towards
-    'real', FAKE: towards 'fake') at the last conv layer, for uint8 images N x 3 x H x W."""
+    'real', FAKE: towards 'fake'; one label, or one per image) at the last conv layer, for uint8 images."""
     model = model.to(device).eval()
+    targets = [BinaryClassifierOutputTarget(int(t)) for t in np.broadcast_to(np.asarray(target), len(images))]
     maps = []
     with CAM_METHODS[method](model=model, target_layers=[last_conv_layer(model)]) as cam:
         for start in range(0, len(images), batch_size):
             batch = normalise(images[start:start + batch_size].to(device))
-            maps.append(cam(input_tensor=batch, targets=[BinaryClassifierOutputTarget(target)] * len(batch)))
+            maps.append(cam(input_tensor=batch, targets=targets[start:start + batch_size]))
     return np.concatenate(maps) if maps else np.zeros((0, *images.shape[-2:]), np.float32)
+
+
+def centre_share(maps):
+    """The share of each heat map's mass in the central quarter of the image (the middle half of each
+    side), where CIFAR-style images put their object; 0.25 for a uniform map."""
+    h, w = maps.shape[-2:]
+    centre = maps[:, h // 4: h - h // 4, w // 4: w - w // 4].sum((1, 2))
+    return centre / np.maximum(maps.sum((1, 2)), 1e-12)
 
 
 def overlay(image, heat):
     """A uint8 image (3 x H x W) with its heat map (H x W in [0, 1]) blended on top, as H x W x 3 uint8."""
     return show_cam_on_image(image.permute(1, 2, 0).numpy() / 255.0, heat, use_rgb=True, image_weight=0.6)
+
+
+def pick_examples(labels, scores, threshold=0.5, per_group=3):
+    """Indices of the most confident correct and wrong predictions for each true label:
+    {("Real", "correct"): [...], ("Real", "wrong"): [...], ("Fake", ...)}."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    called_real = scores >= threshold
+    picks = {}
+    for label, name in ((REAL, "Real"), (FAKE, "Fake")):
+        confidence = scores if label == REAL else 1 - scores          # confidence in the true label
+        for outcome, mask in (("correct", called_real == (label == REAL)), ("wrong", called_real != (label == REAL))):
+            idx = np.flatnonzero((labels == label) & mask)
+            order = np.argsort(-confidence[idx]) if outcome == "correct" else np.argsort(confidence[idx])
+            picks[name, outcome] = idx[order[:per_group]].tolist()
+    return picks
 
 
 @torch.inference_mode()

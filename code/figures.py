@@ -111,3 +111,36 @@ def robustness_bars(table):
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def explanation_grid(images, maps, p_real, labels, overlays, title=""):
+    """One row per image: the image, its heat map and the overlay, with P(real) and the true label."""
+    fig, axes = plt.subplots(len(images), 3, figsize=(4.2, 1.45 * len(images)), squeeze=False)
+    for row, (image, heat, p, label, blended) in enumerate(zip(images, maps, p_real, labels, overlays)):
+        axes[row, 0].imshow(np.asarray(image).transpose(1, 2, 0))
+        axes[row, 1].imshow(heat, cmap="jet", vmin=0, vmax=1)
+        axes[row, 2].imshow(blended)
+        axes[row, 0].set_ylabel(caption(p, label), fontsize=7, rotation=0, ha="right", va="center")
+        for ax in axes[row]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for ax, name in zip(axes[0], ("image", "heat map", "overlay")):
+        ax.set_title(name, fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def gate_histograms(gates, labels):
+    """The distribution of each SRM channel's gate value on REAL and FAKE images."""
+    labels = np.asarray(labels)
+    channels = gates.shape[1]
+    fig, axes = plt.subplots(1, channels, figsize=(2.3 * channels, 2.4), sharey=True)
+    for c, ax in enumerate(np.atleast_1d(axes)):
+        for label in (1, 0):
+            ax.hist(gates[labels == label, c], bins=40, range=(0, 1), alpha=0.6, density=True, label=LABEL_NAMES[label])
+        ax.set_title(f"channel {c}", fontsize=9)
+        ax.set_xlabel("gate")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,11 +1,12 @@
-"""Reproduce the whole study with one command: models, CIFAKE test, CIFAR-100 and AGIRI transfer.
+"""Reproduce the whole study with one command: models, CIFAKE test, robustness, CIFAR-100 and AGIRI transfer.
 
     python code/reproduce.py                 # real data in data/ -> notes/results/report.md + figures
     python code/reproduce.py --sample        # generated sample data -> data/sample/results/ (stamped as such)
 
-The three models are loaded from models/ (or, with --sample, trained on the sample data into
-data/sample/models/); --retrain trains them again with train.py's recipes. A dataset that is not
-in data/ is skipped with one line. Thresholds: 0.5 and each model's validation-chosen threshold.
+The four shipped models (base, attention, mini, strong) are loaded from models/ (or, with --sample,
+trained on the sample data into data/sample/models/); --retrain trains them again with train.py's
+recipes. A dataset that is not in data/ is skipped with one line. Thresholds: 0.5 and each model's
+validation-chosen threshold. The report also tables robustness to JPEG, resizing, blur, flips and noise.
 """
 import argparse
 import sys
@@ -24,6 +25,7 @@ from classes import load_agiri, load_cifake, load_cifar100
 from evaluate import (accounting_table, accuracy_by_group, cifar100_transfer, evaluate_cifake, score_at_threshold,
                       score_dataset, summary_row)
 from make_sample_data import STAND_IN_NOTE
+from robustness import PERTURBATIONS, perturbation_table
 from project import REPO_ROOT, ProjectError, config_path, dataset_dir, git_commit, pick_device
 from train import MODEL_RECIPES, train_or_load
 
@@ -120,6 +122,15 @@ def agiri_section(report, models, sidecars, root, device):
     return table.xs("resize", level=1)["accuracy"]
 
 
+def robustness_section(report, models, root, device):
+    test = load_cifake(root, "test", verbose=False)
+    table = perturbation_table(models, test, device)
+    report.text(f"## Robustness on CIFAKE test ({len(test)} images, threshold 0.5)",
+                "`python code/test.py --perturb` gives the same table.")
+    report.table(table.unstack("model").loc[list(PERTURBATIONS)])
+    report.figure(figures.robustness_bars(table), "robustness.png", "accuracy and AUROC under perturbations")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sample", action="store_true", help="run on the generated sample data (a stand-in)")
@@ -138,12 +149,15 @@ def main(argv=None):
     loaded = {name: train_or_load(name, args.sample, args.retrain, device) for name in MODEL_RECIPES}
     models = {name: model for name, (model, _) in loaded.items()}
     sidecars = {name: sidecar for name, (_, sidecar) in loaded.items()}
+    cifake, cifar100, agiri = (dataset_dir(key, args.sample) for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir"))
+    sections = {
+        "CIFAKE test accuracy": lambda: cifake_section(report, models, sidecars, cifake, device)["accuracy"],
+        "robustness": lambda: robustness_section(report, models, cifake, device),
+        "CIFAR-100 share called real": lambda: cifar100_section(report, models, cifar100, device),
+        "AGIRI accuracy": lambda: agiri_section(report, models, sidecars, agiri, device),
+    }
     ours = {}
-    sections = [("CIFAKE test accuracy", lambda: cifake_section(report, models, sidecars, dataset_dir("CIFAKE_dir", args.sample), device)["accuracy"]),
-                ("CIFAR-100 share called real", lambda: cifar100_section(report, models, dataset_dir("CIFAR100_dir", args.sample), device)),
-                ("AGIRI accuracy", lambda: agiri_section(report, models, sidecars,
-                                                         dataset_dir("AGIRI_dir", args.sample), device))]
-    for name, run in sections:
+    for name, run in sections.items():
         try:
             ours[name] = run()
         except ProjectError as e:

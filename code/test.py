@@ -81,7 +81,7 @@ def perturb_main(args):
     from robustness import PERTURBATIONS, perturbation_table
     from train import MODEL_RECIPES, model_file
     device = pick_device(args.device)
-    names = [n for n in [*MODEL_RECIPES, "strong_model"] if model_file(n, args.sample).is_file()]
+    names = [n for n in MODEL_RECIPES if model_file(n, args.sample).is_file()]
     if not names:
         raise ProjectError("no trained models found for --perturb: train them first (see README)")
     models = {n: load_model(model_file(n, args.sample), device)[0] for n in names}

@@ -120,3 +120,15 @@ def test_get_data_keeps_only_agiri_test_folder(monkeypatch, tmp_path):
                 Image.new("RGB", (8, 8)).save(d / split / c / "a.png")
     get_data.download("agiri", fake_kaggle(tmp_path, build), reachable=lambda: True)
     assert [p.name for p in target.iterdir()] == ["test"]
+
+
+def test_reproduce_sample_writes_a_stamped_report(sample_root, tmp_path):
+    result = run(["reproduce.py", "--sample", "--out", str(tmp_path)], ".")
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "report.md").read_text()
+    assert report.startswith("> **SAMPLE DATA**")
+    for section in ("## CIFAKE test (400 images)", "## Robustness on CIFAKE test", "## CIFAR-100 test (300 images",
+                    "### Per coarse class", "## AGIRI test: every file accounted for", "## Beside the original study"):
+        assert section in report
+    for figure in ("roc_cifake.png", "robustness.png", "cifar100_coarse.png", "sweep_base_model.png"):
+        assert (tmp_path / figure).stat().st_size > 1000 and f"]({figure})" in report

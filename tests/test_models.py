@@ -150,3 +150,31 @@ def test_leak_detection_by_file_content(sample_root):
     train = load_cifake(sample_root / "CIFAKE", "train", verbose=False)
     assert leaked_test_images(test, train).sum() == 0
     assert leaked_test_images(test, test).all()
+
+
+class MeanPixel(torch.nn.Module):
+    """A stand-in model whose logit is the mean normalised pixel value."""
+    def forward(self, x):
+        return x.mean((1, 2, 3))
+
+
+def test_multi_crop_scores_are_the_mean_over_each_images_crops():
+    from evaluate import predict_scores
+    levels = torch.tensor([0, 255, 255, 0, 0, 0], dtype=torch.uint8)       # 2 images x 3 crops
+    images = levels[:, None, None, None].expand(6, 3, 32, 32).contiguous()
+    scores = predict_scores(MeanPixel(), images, crops_per_image=3)
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))                                 # pixel 0 -> -1, 255 -> +1
+    assert scores == pytest.approx([(sigmoid(-1) + 2 * sigmoid(1)) / 3, sigmoid(-1)])
+
+
+def test_cifar100_transfer_tables_against_hand_computed_values():
+    from types import SimpleNamespace
+    from evaluate import cifar100_transfer
+    data = SimpleNamespace(classes=np.array([0, 0, 1, 1]), class_names=["apple", "bee"],
+                           coarse=np.array([0, 0, 0, 1]), coarse_names=["plants", "insects"])
+    scores = {"a": np.array([0.9, 0.1, 0.6, 0.8]), "b": np.array([0.2, 0.3, 0.9, 0.1])}
+    t = cifar100_transfer(scores, data, threshold=0.5)
+    assert t["overall"].to_dict() == {"a": 0.75, "b": 0.25}
+    assert t["coarse"].loc["plants"].tolist() == pytest.approx([2 / 3, 1 / 3]) and t["coarse"].loc["insects"].tolist() == [1, 0]
+    assert t["fine"].loc["apple"].tolist() == [0.5, 0.0] and t["fine"].loc["bee"].tolist() == [1.0, 0.5]
+    assert list(t["coarse"].index) == ["plants", "insects"]                 # worst first, by the first model
