@@ -170,6 +170,8 @@ def skip_reason(error):
         return "truncated"
     if isinstance(error, Image.DecompressionBombError):
         return "too large"
+    if isinstance(error, (OSError, ValueError)):
+        return "corrupt image data"                  # a known format whose decoder gave up
     return f"unreadable ({type(error).__name__})"
 
 

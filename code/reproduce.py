@@ -127,7 +127,9 @@ def robustness_section(report, models, root, device):
     table = perturbation_table(models, test, device)
     report.text(f"## Robustness on CIFAKE test ({len(test)} images, threshold 0.5)",
                 "`python code/test.py --perturb` gives the same table.")
-    report.table(table.unstack("model").loc[list(PERTURBATIONS)])
+    wide = table.unstack("model").loc[list(PERTURBATIONS)]
+    wide.columns = [f"{metric} {model}" for metric, model in wide.columns]
+    report.table(wide)
     report.figure(figures.robustness_bars(table), "robustness.png", "accuracy and AUROC under perturbations")
 
 

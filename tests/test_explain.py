@@ -41,7 +41,7 @@ def test_predict_scores_every_mode_and_lists_the_broken_file(sample_model, image
     result = predict(image_folder, "-mf", model, "--csv", tmp_path / "s.csv", "--json", tmp_path / "s.json",
                      "--preprocess", "multi_crop")
     assert result.returncode == 1                                   # one file failed
-    assert "broken.jpg" in result.stderr and "not an image" in result.stderr
+    assert "broken.jpg" in result.stderr and "corrupt image data" in result.stderr
     table = pd.read_csv(tmp_path / "s.csv")
     assert len(table) == 10 and set(table.columns) >= {"path", "p_real", "label", "model", "threshold", "preprocess"}
     assert table["p_real"].between(0, 1).all() and set(table["label"]) <= {"Real", "Fake"}
@@ -69,12 +69,14 @@ def test_predict_explain_writes_overlays(sample_model, image_folder, tmp_path):
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
 def test_cam_maps_of_a_trained_model(sample_model, sample_root, method):
+    from evaluate import predict_scores
     model, _ = load_model(sample_model[0])
-    test = load_cifake(sample_root / "CIFAKE", "test", verbose=False)
-    maps = cam_maps(model, test.images[:16], method=method)
+    images = load_cifake(sample_root / "CIFAKE", "test", verbose=False).images[::25]   # both classes
+    predicted = (predict_scores(model, images) >= 0.5).astype(int)
+    maps = cam_maps(model, images, method=method, target=predicted)                      # evidence for the call
     assert maps.shape == (16, 32, 32) and np.isfinite(maps).all()
     assert maps.min() >= 0 and maps.max() <= 1 and maps.std() > 0.01   # not constant
-    assert overlay(test.images[0], maps[0]).shape == (32, 32, 3)
+    assert overlay(images[0], maps[0]).shape == (32, 32, 3)
 
 
 def test_srm_gates_one_value_per_channel_in_open_unit_interval(sample_root):
