@@ -188,7 +188,7 @@ def make_agiri(root, rng, photos, n_per_class=24):
 def make_sample_data(root=None, seed=0, n_train=1000, n_test=200, cifar100_per_class=(5, 3), agiri_per_class=24):
     """Write the three sample datasets under `root` (default: config.json's sample_dir); returns root."""
     root = Path(root) if root is not None else config_path("sample_dir")
-    for name in ("CIFAKE", "CIFAR100", "ai-generated-images-vs-real-images", "results"):
+    for name in ("CIFAKE", "CIFAR100", "ai-generated-images-vs-real-images"):
         shutil.rmtree(root / name, ignore_errors=True)          # regenerate from scratch, no stale files
     rng = np.random.default_rng(seed)
     photos = source_photos()

@@ -132,3 +132,13 @@ def test_reproduce_sample_writes_a_stamped_report(sample_root, tmp_path):
         assert section in report
     for figure in ("roc_cifake.png", "robustness.png", "cifar100_coarse.png", "sweep_base_model.png"):
         assert (tmp_path / figure).stat().st_size > 1000 and f"]({figure})" in report
+
+
+def test_regenerating_sample_data_keeps_results_and_models(tmp_path):
+    """reproduce.py --sample may generate the data after creating its report folder: it must survive."""
+    from make_sample_data import make_sample_data
+    for folder in ("results", "models"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "kept.txt").write_text("x")
+    make_sample_data(tmp_path, n_train=10, n_test=5, cifar100_per_class=(1, 1), agiri_per_class=4)
+    assert (tmp_path / "results" / "kept.txt").exists() and (tmp_path / "models" / "kept.txt").exists()
