@@ -1,6 +1,5 @@
 """The data layer: the three on-disk formats, decoding, accounting, the cache and the batcher."""
 import io
-import os
 import pickle
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import torch
 from PIL import Image
 
 import classes
-from classes import (FAKE, REAL, Batcher, ImageSet, load_agiri, load_cifake, load_cifar100,
+from classes import (FAKE, REAL, Batcher, load_agiri, load_cifake, load_cifar100,
                      parse_cifar10_class, to_rgb)
 from project import REPO_ROOT, ProjectError, config_path
 

@@ -6,10 +6,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
-from classes import CIFAKE_CNN, load_cifake, load_model
+from classes import load_cifake, load_model
 from explain import cam_maps, gate_statistics, overlay, srm_gates
 from project import REPO_ROOT
 from train import split_train_val, train_model
