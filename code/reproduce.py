@@ -25,7 +25,7 @@ from classes import load_agiri, load_cifake, load_cifar100
 from evaluate import (accounting_table, accuracy_by_group, cifar100_transfer, evaluate_cifake, score_at_threshold,
                       score_dataset, summary_row)
 from make_sample_data import STAND_IN_NOTE
-from robustness import PERTURBATIONS, perturbation_table
+from robustness import perturbation_table, wide_table
 from project import REPO_ROOT, ProjectError, config_path, dataset_dir, git_commit, pick_device
 from train import MODEL_RECIPES, train_or_load
 
@@ -127,7 +127,7 @@ def robustness_section(report, models, root, device):
     table = perturbation_table(models, test, device)
     report.text(f"## Robustness on CIFAKE test ({len(test)} images, threshold 0.5)",
                 "`python code/test.py --perturb` gives the same table.")
-    wide = table.unstack("model").loc[list(PERTURBATIONS)]
+    wide = wide_table(table)
     wide.columns = [f"{metric} {model}" for metric, model in wide.columns]
     report.table(wide)
     report.figure(figures.robustness_bars(table), "robustness.png", "accuracy and AUROC under perturbations")

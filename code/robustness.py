@@ -77,3 +77,8 @@ def perturbation_table(models, dataset, device="cpu", perturbations=PERTURBATION
             r = score_at_threshold(labels, predict_scores(model, images, device), threshold)
             rows[name, model_name] = {"accuracy": r["accuracy"], "auroc": r["auroc"]}
     return pd.DataFrame(rows).T.rename_axis(["perturbation", "model"])
+
+
+def wide_table(table):
+    """A perturbation_table as one row per perturbation (in PERTURBATIONS order), one column per metric and model."""
+    return table.unstack("model").loc[[p for p in PERTURBATIONS if p in table.index.get_level_values(0)]]

@@ -37,6 +37,8 @@ def main(argv=None):
     parser.add_argument("--perturb", action="store_true",
                         help="robustness: every shipped model on the split under each perturbation (robustness.py)")
     args = parser.parse_args(argv)
+    import matplotlib
+    matplotlib.use("Agg")                              # figures are written to files, never shown
     if args.perturb:
         return perturb_main(args)
 
@@ -63,22 +65,16 @@ def main(argv=None):
         print(f"\nwithout the {d['removed']} test files byte-identical to training files: "
               f"n = {d['n']}, accuracy {d['accuracy']:.4f}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2, default=float) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, result)
     if args.plot:
-        import matplotlib
-        matplotlib.use("Agg")
         from figures import sweep_curves
-        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        sweep_curves(sweep, f"{path.stem} on {dataset.name}").savefig(args.plot, dpi=120, bbox_inches="tight")
-        print(f"wrote {args.plot}")
+        save_figure(sweep_curves(sweep, f"{path.stem} on {dataset.name}"), args.plot)
     return result
 
 
 def perturb_main(args):
     """test.py --perturb: accuracy and AUROC of every shipped model under every perturbation."""
-    from robustness import PERTURBATIONS, perturbation_table
+    from robustness import perturbation_table, wide_table
     from train import MODEL_RECIPES, model_file
     device = pick_device(args.device)
     names = [n for n in MODEL_RECIPES if model_file(n, args.sample).is_file()]
@@ -87,23 +83,28 @@ def perturb_main(args):
     models = {n: load_model(model_file(n, args.sample), device)[0] for n in names}
     dataset = load_cifake(cifake_root(args.data, args.sample), args.split)
     table = perturbation_table(models, dataset, device)
-    wide = table.unstack("model").loc[list(PERTURBATIONS)]
     print(f"\nrobustness on {dataset.name} (n = {len(dataset)}, threshold 0.5):\n"
-          f"{wide.to_string(float_format=lambda v: f'{v:.4f}')}")
+          f"{wide_table(table).to_string(float_format=lambda v: f'{v:.4f}')}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         records = [{"perturbation": p, "model": m, **row} for (p, m), row in table.to_dict(orient="index").items()]
-        Path(args.json).write_text(json.dumps({"dataset": dataset.name, "n": len(dataset), "threshold": 0.5,
-                                               "sample_data": args.sample, "results": records}, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, {"dataset": dataset.name, "n": len(dataset), "threshold": 0.5,
+                               "sample_data": args.sample, "results": records})
     if args.plot:
-        import matplotlib
-        matplotlib.use("Agg")
         from figures import robustness_bars
-        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        robustness_bars(table).savefig(args.plot, dpi=120, bbox_inches="tight")
-        print(f"wrote {args.plot}")
+        save_figure(robustness_bars(table), args.plot)
     return table
+
+
+def write_json(path, data):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2, default=float) + "\n")
+    print(f"wrote {path}")
+
+
+def save_figure(fig, path):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
