@@ -4,6 +4,7 @@
     python code/bench.py agiri      # 200 large JPEGs to 32 x 32: our loader vs a plain decode-then-resize loop
     python code/bench.py batcher    # our Batcher vs the original study's batching scheme, one epoch each
     python code/bench.py epoch      # seconds per training epoch on CIFAKE (base and attention CNN)
+    python code/bench.py layout     # one training step: NCHW vs channels-last, float32 vs bfloat16 (both nets)
     python code/bench.py eval       # load the 20,000 test images from the cache and score them
     python code/bench.py predict    # predict.py's path (find, decode, score) on the 20,000 CIFAKE test files
     python code/bench.py recipes    # base CNN: original recipe (10 epochs) vs the fast recipe, time and test accuracy
@@ -21,9 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from classes import Batcher, CIFAKE_CNN, decode_files, load_cifake, normalise
+from classes import Batcher, CIFAKE_CNN, build_model, decode_files, load_cifake, normalise
 from evaluate import predict_scores, score_at_threshold, score_dataset
-from project import config_path
+from project import config_path, fast_bfloat16
 from train import RECIPES, split_train_val, train_model
 
 
@@ -103,6 +104,33 @@ def bench_epoch(data):
               f"({len(train) / seconds:.0f} images/s, validation included)")
 
 
+def bench_layout(batch_size=256, steps=8):
+    """One SGD step on random data, per network, memory layout and precision: why train.py converts to
+    channels-last and why the strong recipe uses bfloat16 autocast where the CPU has native bf16."""
+    x, y = torch.randn(batch_size, 3, 32, 32), (torch.rand(batch_size) < 0.5).float()
+    variants = [("NCHW float32", torch.contiguous_format, False), ("channels-last float32", torch.channels_last, False)]
+    if fast_bfloat16("cpu"):
+        variants.append(("channels-last bfloat16", torch.channels_last, True))
+    for arch in ("cnn", "strong"):
+        results = {}
+        for name, layout, bf16 in variants:
+            torch.manual_seed(0)
+            model = build_model(arch).to(memory_format=layout)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            inputs = x.contiguous(memory_format=layout)
+            def step():
+                with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(inputs).float(), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            step(), step()                                # warm-up: oneDNN picks its kernels
+            results[name] = sorted(timed(step)[0] for _ in range(steps))[steps // 2]
+        baseline = results["NCHW float32"]
+        print(f"{arch}, one step at batch {batch_size} (median of {steps}): " + ", ".join(
+            f"{name} {t * 1000:.0f} ms ({baseline / t:.1f}x)" for name, t in results.items()))
+
+
 def bench_eval(root):
     model = CIFAKE_CNN().eval()
     t_load, test = timed(lambda: load_cifake(root, "test"))
@@ -136,7 +164,8 @@ def bench_recipes(root, recipes=("original", "fast")):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "eval", "predict", "recipes", "all"])
+    parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "layout", "eval", "predict", "recipes",
+                                          "all"])
     parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
     args = parser.parse_args()
     root = Path(args.data) if args.data else config_path("CIFAKE_dir")
@@ -151,6 +180,8 @@ def main():
             bench_batcher(data)
         if args.which != "batcher":
             bench_epoch(data)
+    if args.which in ("layout", "all"):
+        bench_layout()
     if args.which in ("eval", "all"):
         bench_eval(root)
     if args.which in ("predict", "all"):

@@ -509,18 +509,19 @@ def high_frequency_residual(x):
 
 
 class StrongCNN(nn.Module):
-    """A compact residual detector (about 242k parameters). It sees the image together with its
-    high-frequency residual, keeps full 32 x 32 resolution for its first two layers (where pixel-level
-    generation traces live), then halves resolution twice; global average and max pooling feed one logit."""
+    """A compact residual detector (about 242k parameters as shipped). It sees the image together with its
+    high-frequency residual, keeps full 32 x 32 resolution for its first `full_res_layers` layers (where
+    pixel-level generation traces live), then halves resolution twice; global average and max pooling feed
+    one logit."""
 
-    def __init__(self, widths=(32, 64, 96)):
+    def __init__(self, widths=(32, 64, 96), full_res_layers=2):
         super().__init__()
-        self.config = {"arch": "strong", "widths": list(widths)}
+        self.config = {"arch": "strong", "widths": list(widths), "full_res_layers": int(full_res_layers)}
         w1, w2, w3 = widths
         self.features = nn.Sequential(
-            conv_bn(6, w1), conv_bn(w1, w1),            # 32 x 32
-            conv_bn(w1, w2, stride=2), ResidualBlock(w2),  # 16 x 16
-            conv_bn(w2, w3, stride=2), conv_bn(w3, w3))    # 8 x 8
+            conv_bn(6, w1), *[conv_bn(w1, w1) for _ in range(full_res_layers - 1)],  # 32 x 32
+            conv_bn(w1, w2, stride=2), ResidualBlock(w2),                           # 16 x 16
+            conv_bn(w2, w3, stride=2), conv_bn(w3, w3))                             # 8 x 8
         self.head = nn.Linear(2 * w3, 1)
 
     def forward(self, x):

@@ -21,7 +21,7 @@ def predict_scores(model, images, device="cpu", batch_size=4096, crops_per_image
     model = model.to(device).eval()
     scores = []
     for start in range(0, len(images), batch_size):
-        batch = normalise(images[start:start + batch_size].to(device))
+        batch = normalise(images[start:start + batch_size].to(device)).contiguous(memory_format=torch.channels_last)
         scores.append(torch.sigmoid(model(batch).float()).cpu())
     scores = torch.cat(scores) if scores else torch.zeros(0)
     return scores.reshape(-1, crops_per_image).mean(1).numpy()

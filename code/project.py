@@ -78,6 +78,17 @@ def pick_device(name="auto"):
     return torch.device("cpu")
 
 
+def fast_bfloat16(device):
+    """Whether bfloat16 autocast speeds up training on `device`: CUDA with bf16 support, or a CPU with native
+    bf16 instructions (AVX512-BF16 / AMX; elsewhere bf16 is emulated and slower than float32)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return False
+
+
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)

@@ -8,13 +8,19 @@ from PIL import Image
 
 import robustness
 from classes import StrongCNN, build_model, count_parameters, high_frequency_residual, load_cifake, load_model, save_model
+from project import fast_bfloat16
 from train import RECIPES, make_schedule, split_train_val, train_model
 
 
-def test_strong_architecture_shape_and_size():
-    model = StrongCNN()
-    assert model(torch.randn(4, 3, 32, 32)).shape == (4,) and count_parameters(model) <= 300_000
+@pytest.mark.parametrize("kwargs", [{}, {"widths": (48, 64, 96), "full_res_layers": 3}, {"full_res_layers": 1}])
+def test_strong_architecture_shape_and_size(kwargs, tmp_path):
+    model = StrongCNN(**kwargs).eval()
+    x = torch.randn(4, 3, 32, 32)
+    assert model(x).shape == (4,) and count_parameters(model) <= 300_000
     assert isinstance(build_model("strong"), StrongCNN)
+    save_model(model, tmp_path / "s.pth")                      # the shape is rebuilt from the checkpoint
+    loaded, _ = load_model(tmp_path / "s.pth")
+    assert loaded.config == model.config and torch.equal(loaded(x), model(x))
 
 
 def test_high_frequency_residual_removes_smooth_content():
@@ -29,6 +35,7 @@ def test_strong_model_trains_above_chance_and_round_trips(sample_root, tmp_path)
     recipe = dict(RECIPES["strong"], epochs=3, batch_size=64)
     model, history = train_model(train, val, arch="strong", progress=False, **recipe)
     assert history["val_at_threshold"]["accuracy"] > 0.75
+    assert history["amp"] == fast_bfloat16("cpu")              # the recipe asks for bf16; used where it is fast
     save_model(model, tmp_path / "s.pth", history["threshold"])
     loaded, meta = load_model(tmp_path / "s.pth")
     x = torch.randn(3, 3, 32, 32)
@@ -89,3 +96,18 @@ def test_fast_recipe_schedule_start_peak_end():
     assert max(lrs) == pytest.approx(peak) and int(np.argmax(lrs)) == pytest.approx(250, abs=1)
     assert lrs[-1] == pytest.approx(peak / 25 / 1000, rel=0.05)
     assert make_schedule(optimizer, "constant", 10) is None
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_amp_runs_in_bfloat16_only_where_it_is_fast(sample_root, monkeypatch, fast):
+    """bf16 autocast changes the arithmetic, so the trained weights differ from a float32 run; where bf16
+    would be slow, amp=True falls back to float32 and gives exactly the float32 result."""
+    import train
+    monkeypatch.setattr(train, "fast_bfloat16", lambda device: fast)
+    data = split_train_val(load_cifake(sample_root / "CIFAKE", "train", verbose=False))
+    recipe = dict(RECIPES["strong"], epochs=1, batch_size=128)
+    runs = [train_model(*data, arch="strong", progress=False, **dict(recipe, amp=amp)) for amp in (True, False)]
+    (with_amp, history), (without, _) = runs
+    assert history["amp"] is fast
+    same = all(torch.equal(a, b) for a, b in zip(with_amp.state_dict().values(), without.state_dict().values()))
+    assert same is not fast
