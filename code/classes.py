@@ -418,12 +418,14 @@ class Batcher:
     """Yields (images, labels) batches of a split held on `device`.
 
     shuffle=True draws a new order each epoch from a seeded generator (the last partial batch is kept);
-    shuffle=False goes in order, for evaluation. flip=True mirrors a random half of each batch."""
+    shuffle=False goes in order, for evaluation. flip=True mirrors a random half of each batch; shift=K moves
+    each image by its own random offset of up to K pixels in each direction (reflection fills the border), which
+    keeps pixel-level traces intact while the network sees them at new positions."""
 
-    def __init__(self, images, labels, batch_size, device="cpu", shuffle=False, seed=0, flip=False):
+    def __init__(self, images, labels, batch_size, device="cpu", shuffle=False, seed=0, flip=False, shift=0):
         self.images = normalise(images.to(device))
         self.labels = labels.to(device, torch.float32)
-        self.batch_size, self.shuffle, self.flip = batch_size, shuffle, flip
+        self.batch_size, self.shuffle, self.flip, self.shift = batch_size, shuffle, flip, shift
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self):
@@ -441,7 +443,20 @@ class Batcher:
             if self.flip:
                 mirror = (torch.rand(len(x), generator=self.generator) < 0.5).to(x.device)
                 x = torch.where(mirror[:, None, None, None], x.flip(3), x)
+            if self.shift:
+                x = self.translate(x)
             yield x, y
+
+    def translate(self, x):
+        """Crop each image of the reflection-padded batch at its own random offset."""
+        k, (n, _, h, w) = self.shift, x.shape
+        padded = F.pad(x, (k, k, k, k), mode="reflect")
+        dy, dx = (torch.randint(0, 2 * k + 1, (2, n, 1), generator=self.generator)).to(x.device)
+        rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]       # n x 1 x h x 1
+        cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]       # n x 1 x 1 x w
+        batch = torch.arange(n, device=x.device)[:, None, None, None]
+        channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+        return padded[batch, channel, rows, cols]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -512,11 +527,13 @@ class StrongCNN(nn.Module):
     """A compact residual detector (about 242k parameters as shipped). It sees the image together with its
     high-frequency residual, keeps full 32 x 32 resolution for its first `full_res_layers` layers (where
     pixel-level generation traces live), then halves resolution twice; global average and max pooling feed
-    one logit."""
+    one logit. With test_flip=True, evaluation (eval mode) averages the logits of each image and its mirror."""
 
-    def __init__(self, widths=(32, 64, 96), full_res_layers=2):
+    def __init__(self, widths=(32, 64, 96), full_res_layers=2, test_flip=False):
         super().__init__()
-        self.config = {"arch": "strong", "widths": list(widths), "full_res_layers": int(full_res_layers)}
+        self.config = {"arch": "strong", "widths": list(widths), "full_res_layers": int(full_res_layers),
+                       "test_flip": bool(test_flip)}
+        self.test_flip = test_flip
         w1, w2, w3 = widths
         self.features = nn.Sequential(
             conv_bn(6, w1), *[conv_bn(w1, w1) for _ in range(full_res_layers - 1)],  # 32 x 32
@@ -525,6 +542,11 @@ class StrongCNN(nn.Module):
         self.head = nn.Linear(2 * w3, 1)
 
     def forward(self, x):
+        if self.test_flip and not self.training:
+            return (self.logit(x) + self.logit(x.flip(3))) / 2
+        return self.logit(x)
+
+    def logit(self, x):
         x = self.features(torch.cat([x, high_frequency_residual(x)], dim=1))
         return self.head(torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=1)).squeeze(1)
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 import robustness
 from classes import StrongCNN, build_model, count_parameters, high_frequency_residual, load_cifake, load_model, save_model
-from project import fast_bfloat16
+from project import ProjectError, fast_bfloat16
 from train import RECIPES, make_schedule, split_train_val, train_model
 
 
@@ -111,3 +111,17 @@ def test_amp_runs_in_bfloat16_only_where_it_is_fast(sample_root, monkeypatch, fa
     assert history["amp"] is fast
     same = all(torch.equal(a, b) for a, b in zip(with_amp.state_dict().values(), without.state_dict().values()))
     assert same is not fast
+
+
+def test_test_flip_averages_the_image_and_its_mirror_in_eval_mode_only(tmp_path):
+    torch.manual_seed(0)
+    model, x = StrongCNN(test_flip=True), torch.randn(4, 3, 32, 32)
+    model.train()
+    assert torch.equal(model(x), model.logit(x))              # training sees each image as it is
+    model.eval()
+    assert torch.allclose(model(x), (model.logit(x) + model.logit(x.flip(3))) / 2)
+    assert torch.allclose(model(x), model(x.flip(3)), atol=1e-6)
+    save_model(model, tmp_path / "s.pth")
+    assert load_model(tmp_path / "s.pth")[0].test_flip is True
+    with pytest.raises(ProjectError, match="strong"):
+        train_model(None, None, arch="cnn", test_flip=True)

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import classes
-from classes import (FAKE, REAL, Batcher, load_agiri, load_cifake, load_cifar100,
+from classes import (FAKE, REAL, Batcher, load_agiri, load_cifake, load_cifar100, normalise,
                      parse_cifar10_class, to_rgb)
 from project import REPO_ROOT, ProjectError, config_path
 
@@ -285,3 +285,19 @@ def test_real_cifake_has_378_test_fakes_leaked_from_train():
     test, train = load_cifake(REAL_CIFAKE, "test"), load_cifake(REAL_CIFAKE, "train")
     leaked = leaked_test_images(test, train)
     assert leaked.sum() == 378 and (test.labels[torch.from_numpy(leaked)] == FAKE).all()
+
+
+def test_batcher_shift_crops_each_image_at_its_own_offset():
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    k = 2
+    shifted = torch.cat([x for x, _ in Batcher(images, torch.zeros(64), 16, shift=k, seed=0)])
+    padded = torch.nn.functional.pad(normalise(images), (k, k, k, k), mode="reflect")
+    offsets = []
+    for image, pad in zip(shifted, padded):
+        matches = [(dy, dx) for dy in range(2 * k + 1) for dx in range(2 * k + 1)
+                   if torch.equal(image, pad[:, dy:dy + 32, dx:dx + 32])]
+        assert len(matches) == 1                       # exactly one crop of the padded image
+        offsets.append(matches[0])
+    assert len(set(offsets)) > 10                      # offsets drawn per image, not per batch
+    again = torch.cat([x for x, _ in Batcher(images, torch.zeros(64), 16, shift=k, seed=0)])
+    assert torch.equal(shifted, again)                 # seeded
