@@ -1,5 +1,7 @@
 """Explanations: Grad-CAM-family heat maps (through the maintained `grad-cam` library) and the SRM
 attention gates of the attention model."""
+from contextlib import contextmanager
+
 import numpy as np
 import pandas as pd
 import torch
@@ -19,13 +21,27 @@ def last_conv_layer(model):
     return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
 
 
+@contextmanager
+def single_view(model):
+    """Test-time flip averaging off for a while: it runs each layer twice per image, and a heat map should
+    explain the image as it is."""
+    flip_average = getattr(model, "test_flip", False)
+    if flip_average:
+        model.test_flip = False
+    try:
+        yield model
+    finally:
+        if flip_average:
+            model.test_flip = True
+
+
 def cam_maps(model, images, method="gradcam", target=REAL, device="cpu", batch_size=256):
     """Heat maps (N x H x W, in [0, 1], the images' size) of the evidence for `target` (REAL: towards
     'real', FAKE: towards 'fake'; one label, or one per image) at the last conv layer, for uint8 images."""
     model = model.to(device).eval()
     targets = [BinaryClassifierOutputTarget(int(t)) for t in np.broadcast_to(np.asarray(target), len(images))]
     maps = []
-    with CAM_METHODS[method](model=model, target_layers=[last_conv_layer(model)]) as cam:
+    with single_view(model), CAM_METHODS[method](model=model, target_layers=[last_conv_layer(model)]) as cam:
         for start in range(0, len(images), batch_size):
             batch = normalise(images[start:start + batch_size].to(device))
             maps.append(cam(input_tensor=batch, targets=targets[start:start + batch_size]))

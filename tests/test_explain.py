@@ -6,9 +6,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
-from classes import load_cifake, load_model
+from classes import StrongCNN, load_cifake, load_model
 from explain import cam_maps, gate_statistics, overlay, srm_gates
 from project import REPO_ROOT
 from train import split_train_val, train_model
@@ -86,3 +87,13 @@ def test_srm_gates_one_value_per_channel_in_open_unit_interval(sample_root):
     table = gate_statistics(gates, val.labels.numpy())
     assert len(table) == 6 and table[["gate on Real", "gate on Fake"]].stack().between(0, 1).all()
     assert np.allclose(table["fake minus real"], table["gate on Fake"] - table["gate on Real"])
+
+
+def test_cam_maps_explain_a_flip_averaging_model_one_view_at_a_time():
+    torch.manual_seed(0)
+    model = StrongCNN(test_flip=True).eval()
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    maps = cam_maps(model, images)
+    assert model.test_flip is True                                   # switched back afterwards
+    model.test_flip = False
+    assert np.allclose(maps, cam_maps(model, images), atol=1e-6)
