@@ -527,13 +527,15 @@ class StrongCNN(nn.Module):
     """A compact residual detector (about 242k parameters as shipped). It sees the image together with its
     high-frequency residual, keeps full 32 x 32 resolution for its first `full_res_layers` layers (where
     pixel-level generation traces live), then halves resolution twice; global average and max pooling feed
-    one logit. With test_flip=True, evaluation (eval mode) averages the logits of each image and its mirror."""
+    one logit. In eval mode it can average its logits over test-time views: test_shift=k adds the image moved by
+    k pixels up, down, left and right (reflection fills the border, as in training), test_flip=True the mirror
+    of every view (so test_shift=1 with test_flip gives 10 views)."""
 
-    def __init__(self, widths=(32, 64, 96), full_res_layers=2, test_flip=False):
+    def __init__(self, widths=(32, 64, 96), full_res_layers=2, test_flip=False, test_shift=0):
         super().__init__()
         self.config = {"arch": "strong", "widths": list(widths), "full_res_layers": int(full_res_layers),
-                       "test_flip": bool(test_flip)}
-        self.test_flip = test_flip
+                       "test_flip": bool(test_flip), "test_shift": int(test_shift)}
+        self.test_flip, self.test_shift = bool(test_flip), int(test_shift)
         w1, w2, w3 = widths
         self.features = nn.Sequential(
             conv_bn(6, w1), *[conv_bn(w1, w1) for _ in range(full_res_layers - 1)],  # 32 x 32
@@ -542,13 +544,36 @@ class StrongCNN(nn.Module):
         self.head = nn.Linear(2 * w3, 1)
 
     def forward(self, x):
-        if self.test_flip and not self.training:
-            return (self.logit(x) + self.logit(x.flip(3))) / 2
-        return self.logit(x)
+        if self.training:
+            return self.logit(x)
+        return torch.stack([self.logit(view) for view in self.views(x)]).mean(0)
+
+    def views(self, x):
+        """The test-time views of a batch: the images, their k-pixel shifts, and the mirrors of all."""
+        views = [x]
+        if self.test_shift:
+            k, (h, w) = self.test_shift, x.shape[2:]
+            padded = F.pad(x, (k, k, k, k), mode="reflect")
+            views += [padded[:, :, dy:dy + h, dx:dx + w] for dy, dx in ((0, k), (2 * k, k), (k, 0), (k, 2 * k))]
+        return views + [view.flip(3) for view in views] if self.test_flip else views
 
     def logit(self, x):
         x = self.features(torch.cat([x, high_frequency_residual(x)], dim=1))
         return self.head(torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=1)).squeeze(1)
+
+
+@contextmanager
+def single_view(model):
+    """Test-time view averaging off for a while (a no-op for models without it): for cheap monitoring during
+    training, and for heat maps, which should explain the image as it is."""
+    saved = {name: getattr(model, name) for name in ("test_flip", "test_shift") if hasattr(model, name)}
+    for name, value in saved.items():
+        setattr(model, name, type(value)(0))
+    try:
+        yield model
+    finally:
+        for name, value in saved.items():
+            setattr(model, name, value)
 
 
 ARCHITECTURES = {"cnn": CIFAKE_CNN, "strong": StrongCNN}

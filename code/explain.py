@@ -1,7 +1,5 @@
 """Explanations: Grad-CAM-family heat maps (through the maintained `grad-cam` library) and the SRM
 attention gates of the attention model."""
-from contextlib import contextmanager
-
 import numpy as np
 import pandas as pd
 import torch
@@ -9,7 +7,7 @@ from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
 
-from classes import FAKE, REAL, CIFAKE_CNN, normalise
+from classes import FAKE, REAL, CIFAKE_CNN, normalise, single_view
 
 CAM_METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}
 
@@ -19,20 +17,6 @@ def last_conv_layer(model):
     if isinstance(model, CIFAKE_CNN):
         return model.conv2
     return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
-
-
-@contextmanager
-def single_view(model):
-    """Test-time flip averaging off for a while: it runs each layer twice per image, and a heat map should
-    explain the image as it is."""
-    flip_average = getattr(model, "test_flip", False)
-    if flip_average:
-        model.test_flip = False
-    try:
-        yield model
-    finally:
-        if flip_average:
-            model.test_flip = True
 
 
 def cam_maps(model, images, method="gradcam", target=REAL, device="cpu", batch_size=256):
