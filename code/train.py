@@ -28,15 +28,16 @@ from evaluate import choose_threshold, predict_scores, score_at_threshold
 from project import (ProjectError, config_path, dataset_dir, fast_bfloat16, git_commit, model_path, pick_device,
                      seed_everything)
 
-# Training recipes: every hyper-parameter in one place. All use SGD with momentum and BCEWithLogitsLoss.
+# Training recipes: every hyper-parameter in one place. All use BCEWithLogitsLoss; momentum and nesterov
+# apply to SGD only (AdamW keeps its default betas).
 RECIPES = {
     # The original study's, the default, for replication: batch 32, constant lr 0.001, momentum 0.9.
-    "original": dict(epochs=5, batch_size=32, lr=0.001, momentum=0.9, nesterov=False, weight_decay=0.0,
+    "original": dict(optimizer="sgd", epochs=5, batch_size=32, lr=0.001, momentum=0.9, nesterov=False, weight_decay=0.0,
                      schedule="constant", label_smoothing=0.0, flip=False, shift=0, test_flip=False,
                      test_shift=0, amp=False),
     # Fast (base CNN): two epochs, a one-cycle schedule to a 50x higher peak learning rate (chosen on
     # validation among 8 settings of epochs, batch size, peak lr and label smoothing; notes/results.md).
-    "fast": dict(epochs=2, batch_size=64, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
+    "fast": dict(optimizer="sgd", epochs=2, batch_size=64, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
                  schedule="onecycle", label_smoothing=0.0, flip=False, shift=0, test_flip=False,
                  test_shift=0, amp=False),
     # Strong (StrongCNN): the same schedule, longer, with weight decay, mild label smoothing, flips and 2-pixel
@@ -44,7 +45,7 @@ RECIPES = {
     # averaging over 10 views, each 1-pixel shift and the mirrors (+0.14 points on validation over the image
     # alone), in bfloat16 where that is fast: 30 epochs fit the 60-minute budget on a 2-core AVX512-BF16 CPU.
     # Choices and pilots: notes/results.md.
-    "strong": dict(epochs=30, batch_size=256, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
+    "strong": dict(optimizer="sgd", epochs=30, batch_size=256, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
                    schedule="onecycle", label_smoothing=0.05, flip=True, shift=2, test_flip=True,
                    test_shift=1, amp=True),
 }
@@ -90,6 +91,14 @@ def monitor(model, val_set, device, loss_fn):
         return validate(model, val_set, device, loss_fn)[0]
 
 
+def make_optimizer(parameters, optimizer, lr, momentum, nesterov, weight_decay):
+    if optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    if optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    raise ProjectError(f"unknown optimizer '{optimizer}' (sgd or adamw)")
+
+
 def make_schedule(optimizer, schedule, total_steps):
     """None for a constant learning rate; for 'onecycle', linear warm-up over the first quarter of the steps
     from lr/25 to lr, then linear decay to lr/25,000 (stepped once per batch)."""
@@ -104,10 +113,11 @@ def make_schedule(optimizer, schedule, total_steps):
 
 def train_model(train_set, val_set, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
                 lr=DEFAULTS["lr"], momentum=DEFAULTS["momentum"], arch="cnn", attn=False,
-                seed=DEFAULTS["seed"], device="cpu", log_every=0, progress=True, amp=False, nesterov=False,
+                seed=DEFAULTS["seed"], device="cpu", log_every=0, progress=True, amp=False, optimizer="sgd",
+                nesterov=False,
                 weight_decay=0.0, schedule="constant", label_smoothing=0.0, flip=False, shift=0, test_flip=False,
                 test_shift=0, augment=(), model_kwargs=None):
-    """Train with BCEWithLogitsLoss and SGD. Returns (model, history): history["epochs"] has the train
+    """Train with BCEWithLogitsLoss and SGD (or AdamW). Returns (model, history): history["epochs"] has the train
     loss and validation loss / accuracy / AUROC per epoch (on one view per image: `monitor`), history["steps"] (when log_every > 0) the
     running loss and accuracy and the validation accuracy every `log_every` batches, and
     history["threshold"] the validation-chosen threshold, history["amp"] whether bfloat16 was used. amp=True
@@ -126,8 +136,7 @@ def train_model(train_set, val_set, epochs=DEFAULTS["epochs"], batch_size=DEFAUL
     amp = amp and fast_bfloat16(device)
     batches = Batcher(train_set.images, train_set.labels, batch_size, device, shuffle=True, seed=seed, flip=flip,
                       shift=shift)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=nesterov,
-                                weight_decay=weight_decay)
+    optimizer = make_optimizer(model.parameters(), optimizer, lr, momentum, nesterov, weight_decay)
     scheduler = make_schedule(optimizer, schedule, epochs * len(batches))
     loss_fn = nn.BCEWithLogitsLoss()
     history = {"epochs": [], "steps": [], "amp": amp}
@@ -199,6 +208,7 @@ def main(argv=None):
     parser.add_argument("-bs", "--batch_size", type=int)
     parser.add_argument("-ep", "--epochs", type=int)
     parser.add_argument("-mf", "--modelfile", help="save to models/<name>.pth (only when given)")
+    parser.add_argument("--optimizer", choices=["sgd", "adamw"])
     parser.add_argument("-lr", type=float)
     parser.add_argument("--momentum", type=float)
     parser.add_argument("--attn", action="store_true", help="add the SRM channel-attention layer (arch cnn)")
@@ -237,7 +247,7 @@ def main(argv=None):
           f"AUROC {val['auroc']:.4f}; {wall:.0f} s")
     if args.modelfile:
         path = model_path(args.modelfile)
-        info = {"parameters": count_parameters(model), "recipe": args.recipe, **recipe, "optimizer": "SGD",
+        info = {"parameters": count_parameters(model), "recipe": args.recipe, **recipe,
                 "loss": "BCEWithLogitsLoss", "augment": list(augment), "seed": args.seed, "amp": history["amp"],
                 "val_fraction": args.val_fraction, "sample_data": args.sample,
                 "dataset": dataset_fingerprint(train_set), "n_train": len(train_set), "n_val": len(val_set),

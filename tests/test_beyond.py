@@ -7,9 +7,10 @@ import torch
 from PIL import Image
 
 import robustness
-from classes import StrongCNN, build_model, count_parameters, high_frequency_residual, load_cifake, load_model, save_model
+from classes import (StrongCNN, build_model, count_parameters, high_frequency_residual, load_cifake, load_model,
+                     save_model, single_view)
 from project import ProjectError, fast_bfloat16
-from train import RECIPES, make_schedule, split_train_val, train_model
+from train import RECIPES, make_optimizer, make_schedule, split_train_val, train_model
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"widths": (48, 64, 96), "full_res_layers": 3}, {"full_res_layers": 1}])
@@ -98,6 +99,17 @@ def test_fast_recipe_schedule_start_peak_end():
     assert make_schedule(optimizer, "constant", 10) is None
 
 
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipes_build_their_optimiser(name):
+    recipe = RECIPES[name]
+    optimizer = make_optimizer([torch.zeros(1, requires_grad=True)], recipe["optimizer"], recipe["lr"],
+                               recipe["momentum"], recipe["nesterov"], recipe["weight_decay"])
+    assert type(optimizer).__name__.lower() == recipe["optimizer"]
+    assert optimizer.defaults["lr"] == recipe["lr"] and optimizer.defaults["weight_decay"] == recipe["weight_decay"]
+    with pytest.raises(ProjectError, match="sgd or adamw"):
+        make_optimizer([torch.zeros(1, requires_grad=True)], "adam", 0.1, 0.9, False, 0.0)
+
+
 @pytest.mark.parametrize("fast", [True, False])
 def test_amp_runs_in_bfloat16_only_where_it_is_fast(sample_root, monkeypatch, fast):
     """bf16 autocast changes the arithmetic, so the trained weights differ from a float32 run; where bf16
@@ -125,3 +137,20 @@ def test_test_flip_averages_the_image_and_its_mirror_in_eval_mode_only(tmp_path)
     assert load_model(tmp_path / "s.pth")[0].test_flip is True
     with pytest.raises(ProjectError, match="strong"):
         train_model(None, None, arch="cnn", test_flip=True)
+
+
+def test_test_shift_averages_one_pixel_shifts_and_their_mirrors(tmp_path):
+    torch.manual_seed(0)
+    model, x = StrongCNN(test_flip=True, test_shift=1).eval(), torch.randn(4, 3, 32, 32)
+    views = model.views(x)
+    assert len(views) == 10 and all(v.shape == x.shape for v in views)
+    down = views[1]                                            # moved down one pixel; reflection fills row 0
+    assert torch.equal(down[:, :, 1:], x[:, :, :-1]) and torch.equal(down[:, :, 0], x[:, :, 1])
+    assert torch.equal(views[5], x.flip(3)) and torch.equal(views[6], down.flip(3))
+    assert torch.allclose(model(x), torch.stack([model.logit(v) for v in views]).mean(0), atol=1e-6)
+    assert len(StrongCNN(test_shift=1).views(x)) == 5
+    with single_view(model):                                   # one view, then both settings come back
+        assert torch.equal(model(x), model.logit(x))
+    assert (model.test_flip, model.test_shift) == (True, 1)
+    save_model(model, tmp_path / "s.pth")
+    assert load_model(tmp_path / "s.pth")[0].test_shift == 1

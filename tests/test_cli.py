@@ -25,6 +25,7 @@ def test_train_cli_with_sample_data(sample_root, tmp_path, cwd):
     sidecar = json.loads(model.with_suffix(".json").read_text())
     assert sidecar["attn"] is True and sidecar["sample_data"] is True and sidecar["epochs"] == 1
     assert sidecar["amp"] is False                             # the original recipe trains in float32
+    assert sidecar["optimizer"] == "sgd"
     assert {"seed", "lr", "momentum", "batch_size", "dataset", "history", "threshold", "device", "torch",
             "git_commit", "wall_seconds", "validation"} <= sidecar.keys()
 

@@ -89,11 +89,11 @@ def test_srm_gates_one_value_per_channel_in_open_unit_interval(sample_root):
     assert np.allclose(table["fake minus real"], table["gate on Fake"] - table["gate on Real"])
 
 
-def test_cam_maps_explain_a_flip_averaging_model_one_view_at_a_time():
+def test_cam_maps_explain_a_view_averaging_model_one_view_at_a_time():
     torch.manual_seed(0)
-    model = StrongCNN(test_flip=True).eval()
+    model = StrongCNN(test_flip=True, test_shift=1).eval()
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     maps = cam_maps(model, images)
-    assert model.test_flip is True                                   # switched back afterwards
-    model.test_flip = False
+    assert (model.test_flip, model.test_shift) == (True, 1)         # switched back afterwards
+    model.test_flip, model.test_shift = False, 0
     assert np.allclose(maps, cam_maps(model, images), atol=1e-6)
