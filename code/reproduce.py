@@ -137,7 +137,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sample", action="store_true", help="run on the generated sample data (a stand-in)")
     parser.add_argument("--out", help="output folder (default notes/results/, or data/sample/results/ with --sample)")
-    parser.add_argument("--retrain", action="store_true", help="train the three models again")
+    parser.add_argument("--retrain", action="store_true", help="train the four models again")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
 
