@@ -32,8 +32,8 @@ from project import (ProjectError, config_path, dataset_dir, fast_bfloat16, git_
 # apply to SGD only (AdamW keeps its default betas).
 RECIPES = {
     # The original study's, the default, for replication: batch 32, constant lr 0.001, momentum 0.9.
-    "original": dict(optimizer="sgd", epochs=5, batch_size=32, lr=0.001, momentum=0.9, nesterov=False, weight_decay=0.0,
-                     schedule="constant", label_smoothing=0.0, flip=False, shift=0, test_flip=False,
+    "original": dict(optimizer="sgd", epochs=5, batch_size=32, lr=0.001, momentum=0.9, nesterov=False,
+                     weight_decay=0.0, schedule="constant", label_smoothing=0.0, flip=False, shift=0, test_flip=False,
                      test_shift=0, amp=False),
     # Fast (base CNN): AdamW for three epochs at batch 256, one-cycle to lr 0.005, bfloat16 where that is fast
     # (chosen on validation among 10 settings of optimiser, epochs, batch, lr and precision; notes/results.md).
@@ -42,11 +42,11 @@ RECIPES = {
                  test_shift=0, amp=True),
     # Strong (StrongCNN): the same schedule, longer, with weight decay, mild label smoothing, flips and 2-pixel
     # shifts (without shifts it fits the training split to 99.99% and stalls at 97.5% on validation), test-time
-    # averaging over 10 views, each 1-pixel shift and the mirrors (+0.14 points on validation over the image
-    # alone), in bfloat16 where that is fast: 30 epochs fit the 60-minute budget on a 2-core AVX512-BF16 CPU.
+    # averaging over 10 views, the image, its 1-pixel shifts and their mirrors (+0.14 points on validation over
+    # mirrors alone), in bfloat16 where that is fast: 30 epochs fit the 60-minute budget on a 2-core AVX512-BF16 CPU.
     # Choices and pilots: notes/results.md.
-    "strong": dict(optimizer="sgd", epochs=30, batch_size=256, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
-                   schedule="onecycle", label_smoothing=0.05, flip=True, shift=2, test_flip=True,
+    "strong": dict(optimizer="sgd", epochs=30, batch_size=256, lr=0.1, momentum=0.9, nesterov=True,
+                   weight_decay=5e-4, schedule="onecycle", label_smoothing=0.05, flip=True, shift=2, test_flip=True,
                    test_shift=1, amp=True),
 }
 DEFAULTS = dict(RECIPES["original"], seed=0, val_fraction=0.1)
@@ -118,8 +118,8 @@ def train_model(train_set, val_set, epochs=DEFAULTS["epochs"], batch_size=DEFAUL
                 weight_decay=0.0, schedule="constant", label_smoothing=0.0, flip=False, shift=0, test_flip=False,
                 test_shift=0, augment=(), model_kwargs=None):
     """Train with BCEWithLogitsLoss and SGD (or AdamW). Returns (model, history): history["epochs"] has the train
-    loss and validation loss / accuracy / AUROC per epoch (on one view per image: `monitor`), history["steps"] (when log_every > 0) the
-    running loss and accuracy and the validation accuracy every `log_every` batches, and
+    loss and validation loss / accuracy / AUROC per epoch (on one view per image: `monitor`), history["steps"]
+    (when log_every > 0) the running loss and accuracy and the validation accuracy every `log_every` batches, and
     history["threshold"] the validation-chosen threshold, history["amp"] whether bfloat16 was used. amp=True
     runs the forward pass in bfloat16 autocast where that is fast (project.fast_bfloat16), else float32.
     augment: any of "blur", "jpeg" (robustness.augment, redrawn each epoch). test_flip / test_shift and
