@@ -114,9 +114,8 @@ def make_schedule(optimizer, schedule, total_steps):
 def train_model(train_set, val_set, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
                 lr=DEFAULTS["lr"], momentum=DEFAULTS["momentum"], arch="cnn", attn=False,
                 seed=DEFAULTS["seed"], device="cpu", log_every=0, progress=True, amp=False, optimizer="sgd",
-                nesterov=False,
-                weight_decay=0.0, schedule="constant", label_smoothing=0.0, flip=False, shift=0, test_flip=False,
-                test_shift=0, augment=(), model_kwargs=None):
+                nesterov=False, weight_decay=0.0, schedule="constant", label_smoothing=0.0, flip=False, shift=0,
+                test_flip=False, test_shift=0, augment=(), model_kwargs=None):
     """Train with BCEWithLogitsLoss and SGD (or AdamW). Returns (model, history): history["epochs"] has the train
     loss and validation loss / accuracy / AUROC per epoch (on one view per image: `monitor`), history["steps"]
     (when log_every > 0) the running loss and accuracy and the validation accuracy every `log_every` batches, and
