@@ -19,7 +19,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 from sklearn.model_selection import train_test_split
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 import robustness
@@ -30,18 +29,17 @@ from project import (ProjectError, config_path, dataset_dir, fast_bfloat16, git_
                      seed_everything)
 
 # Training recipes: every hyper-parameter in one place. All use BCEWithLogitsLoss; momentum and nesterov
-# apply to SGD only (AdamW keeps its default betas). ema > 0: the model returned is an exponential moving average
-# of the weights (and BatchNorm statistics), updated after every step with that decay.
+# apply to SGD only (AdamW keeps its default betas).
 RECIPES = {
     # The original study's, the default, for replication: batch 32, constant lr 0.001, momentum 0.9.
     "original": dict(optimizer="sgd", epochs=5, batch_size=32, lr=0.001, momentum=0.9, nesterov=False,
                      weight_decay=0.0, schedule="constant", label_smoothing=0.0, flip=False, shift=0, test_flip=False,
-                     test_shift=0, amp=False, ema=0.0),
+                     test_shift=0, amp=False),
     # Fast (base CNN): AdamW for three epochs at batch 256, one-cycle to lr 0.005, bfloat16 where that is fast
     # (chosen on validation among 10 settings of optimiser, epochs, batch, lr and precision; notes/results.md).
     "fast": dict(optimizer="adamw", epochs=3, batch_size=256, lr=0.005, momentum=0.9, nesterov=False,
                  weight_decay=0.01, schedule="onecycle", label_smoothing=0.0, flip=False, shift=0, test_flip=False,
-                 test_shift=0, amp=True, ema=0.0),
+                 test_shift=0, amp=True),
     # Strong (StrongCNN): the same schedule, longer, with weight decay, mild label smoothing, flips and 2-pixel
     # shifts (without shifts it fits the training split to 99.99% and stalls at 97.5% on validation), test-time
     # averaging over 10 views, the image, its 1-pixel shifts and their mirrors (+0.14 points on validation over
@@ -49,7 +47,7 @@ RECIPES = {
     # Choices and pilots: notes/results.md.
     "strong": dict(optimizer="sgd", epochs=30, batch_size=256, lr=0.1, momentum=0.9, nesterov=True,
                    weight_decay=5e-4, schedule="onecycle", label_smoothing=0.05, flip=True, shift=2, test_flip=True,
-                   test_shift=1, amp=True, ema=0.999),
+                   test_shift=1, amp=True),
 }
 DEFAULTS = dict(RECIPES["original"], seed=0, val_fraction=0.1)
 ONE_CYCLE = dict(pct_start=0.25, div_factor=25.0, final_div_factor=1000.0, anneal_strategy="linear")
@@ -117,13 +115,11 @@ def train_model(train_set, val_set, epochs=DEFAULTS["epochs"], batch_size=DEFAUL
                 lr=DEFAULTS["lr"], momentum=DEFAULTS["momentum"], arch="cnn", attn=False,
                 seed=DEFAULTS["seed"], device="cpu", log_every=0, progress=True, amp=False, optimizer="sgd",
                 nesterov=False, weight_decay=0.0, schedule="constant", label_smoothing=0.0, flip=False, shift=0,
-                test_flip=False, test_shift=0, ema=0.0, augment=(), model_kwargs=None):
+                test_flip=False, test_shift=0, augment=(), model_kwargs=None):
     """Train with BCEWithLogitsLoss and SGD (or AdamW). Returns (model, history): history["epochs"] has the train
     loss and validation loss / accuracy / AUROC per epoch (on one view per image: `monitor`), history["steps"]
     (when log_every > 0) the running loss and accuracy and the validation accuracy every `log_every` batches, and
-    history["threshold"] the validation-chosen threshold, history["amp"] whether bfloat16 was used. ema > 0
-    returns the moving average of the weights (per-epoch figures stay those of the raw weights, whose final
-    validation is kept as history["val_without_ema"]: what the average gained, measured in the same run). amp=True
+    history["threshold"] the validation-chosen threshold, history["amp"] whether bfloat16 was used. amp=True
     runs the forward pass in bfloat16 autocast where that is fast (project.fast_bfloat16), else float32.
     augment: any of "blur", "jpeg" (robustness.augment, redrawn each epoch). test_flip / test_shift and
     model_kwargs go to build_model (e.g. widths for `strong`). The defaults are the original recipe (RECIPES)."""
@@ -141,7 +137,6 @@ def train_model(train_set, val_set, epochs=DEFAULTS["epochs"], batch_size=DEFAUL
                       shift=shift)
     optimizer = make_optimizer(model.parameters(), optimizer, lr, momentum, nesterov, weight_decay)
     scheduler = make_schedule(optimizer, schedule, epochs * len(batches))
-    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True) if ema else None
     loss_fn = nn.BCEWithLogitsLoss()
     history = {"epochs": [], "steps": [], "amp": amp}
     step, seen = 0, 0
@@ -163,8 +158,6 @@ def train_model(train_set, val_set, epochs=DEFAULTS["epochs"], batch_size=DEFAUL
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            if averaged is not None:
-                averaged.update_parameters(model)
             epoch_loss += loss.detach() * len(y)      # stays on the device: no sync per batch
             step, seen = step + 1, seen + len(y)
             if log_every:                              # learning-curve logging (syncs every batch)
@@ -184,14 +177,9 @@ def train_model(train_set, val_set, epochs=DEFAULTS["epochs"], batch_size=DEFAUL
         if progress:
             print(f"epoch {epoch}/{epochs}: train loss {record['train_loss']:.4f} | val loss {metrics['val_loss']:.4f} "
                   f"acc {metrics['val_accuracy']:.4f} AUROC {metrics['val_auroc']:.4f} | {record['seconds']:.1f} s")
-    def final_validation(net):                         # every view; the threshold that maximises balanced accuracy
-        _, scores = validate(net, val_set, device, loss_fn)
-        threshold = choose_threshold(val_set.labels.numpy(), scores)
-        return threshold, score_at_threshold(val_set.labels.numpy(), scores, threshold)
-    if averaged is not None:
-        history["val_without_ema"] = final_validation(model)[1]
-        model = averaged.module
-    history["threshold"], history["val_at_threshold"] = final_validation(model)
+    _, scores = validate(model, val_set, device, loss_fn)
+    history["threshold"] = choose_threshold(val_set.labels.numpy(), scores)
+    history["val_at_threshold"] = score_at_threshold(val_set.labels.numpy(), scores, history["threshold"])
     return model.eval(), history
 
 
@@ -254,9 +242,6 @@ def main(argv=None):
                                  log_every=args.log_every, augment=augment, **recipe)
     wall = time.perf_counter() - started
     val = history["val_at_threshold"]
-    if "val_without_ema" in history:
-        raw = history["val_without_ema"]
-        print(f"validation, raw weights (not kept): accuracy {raw['accuracy']:.4f}, AUROC {raw['auroc']:.4f}")
     print(f"validation: threshold {history['threshold']:.3f} (max balanced accuracy), accuracy {val['accuracy']:.4f}, "
           f"AUROC {val['auroc']:.4f}; {wall:.0f} s")
     if args.modelfile:
@@ -265,8 +250,7 @@ def main(argv=None):
                 "loss": "BCEWithLogitsLoss", "augment": list(augment), "seed": args.seed, "amp": history["amp"],
                 "val_fraction": args.val_fraction, "sample_data": args.sample,
                 "dataset": dataset_fingerprint(train_set), "n_train": len(train_set), "n_val": len(val_set),
-                "validation": val, **{k: history[k] for k in ["val_without_ema"] if k in history},
-                "history": history["epochs"], "steps": history["steps"],
+                "validation": val, "history": history["epochs"], "steps": history["steps"],
                 "device": str(device), "torch": torch.__version__, "git_commit": git_commit(),
                 "wall_seconds": round(wall, 1)}
         save_model(model, path, history["threshold"], info)
