@@ -4,6 +4,7 @@
     python code/test.py -mf attn_model -thr val       # the threshold chosen on validation at training time
     python code/test.py --sample --json out.json      # on the generated sample data, every figure as JSON
     python code/test.py --perturb --plot robust.png   # every shipped model under JPEG, resize, blur, flip, noise
+    python code/test.py --perturb -mf strong_aug_model   # just one model under the same perturbations
 
 Prints n, accuracy, per-class precision / recall / F1, the confusion matrix, ROC AUC, average
 precision, the threshold sweep 0.1..0.9, and (on the real test set) the accuracy without the test
@@ -26,7 +27,8 @@ from train import cifake_root
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-mf", "--modelfile", default="base_model", help="config key, models/<name>.pth, or a path")
+    parser.add_argument("-mf", "--modelfile", help="config key, models/<name>.pth, or a path (default: base_model; "
+                                                   "with --perturb, every shipped model)")
     parser.add_argument("-thr", "--threshold", default="0.5", help="a number in [0, 1], or 'val'")
     parser.add_argument("--split", default="test", choices=["test", "train"])
     parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
@@ -35,7 +37,8 @@ def main(argv=None):
     parser.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     parser.add_argument("--plot", metavar="PATH", help="save the threshold-sweep figure")
     parser.add_argument("--perturb", action="store_true",
-                        help="robustness: every shipped model on the split under each perturbation (robustness.py)")
+                        help="robustness: every shipped model (or -mf's) on the split under each perturbation "
+                             "(robustness.py)")
     args = parser.parse_args(argv)
     import matplotlib
     matplotlib.use("Agg")                              # figures are written to files, never shown
@@ -43,7 +46,7 @@ def main(argv=None):
         return perturb_main(args)
 
     device = pick_device(args.device)
-    path = model_path(args.modelfile)
+    path = model_path(args.modelfile or "base_model")
     model, checkpoint = load_model(path, device)
     threshold = parse_threshold(args.threshold, checkpoint)
     root = cifake_root(args.data, args.sample)
@@ -73,14 +76,18 @@ def main(argv=None):
 
 
 def perturb_main(args):
-    """test.py --perturb: accuracy and AUROC of every shipped model under every perturbation."""
+    """test.py --perturb: accuracy and AUROC of every shipped model (or the one given by -mf) under every
+    perturbation."""
     from robustness import perturbation_table, wide_table
     from train import MODEL_RECIPES, model_file
     device = pick_device(args.device)
-    names = [n for n in MODEL_RECIPES if model_file(n, args.sample).is_file()]
-    if not names:
+    if args.modelfile:
+        paths = [model_path(args.modelfile)]
+    else:
+        paths = [p for p in (model_file(n, args.sample) for n in MODEL_RECIPES) if p.is_file()]
+    if not paths:
         raise ProjectError("no trained models found for --perturb: train them first (see README)")
-    models = {n: load_model(model_file(n, args.sample), device)[0] for n in names}
+    models = {p.stem: load_model(p, device)[0] for p in paths}
     dataset = load_cifake(cifake_root(args.data, args.sample), args.split)
     table = perturbation_table(models, dataset, device)
     print(f"\nrobustness on {dataset.name} (n = {len(dataset)}, threshold 0.5):\n"

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 import get_data
+import robustness
 from project import REPO_ROOT, ProjectError
 
 
@@ -54,6 +55,18 @@ def test_test_cli_val_threshold_and_bad_inputs(sample_model, tmp_path):
                           (["-mf", str(tmp_path / "nope.pth")], "not found")):
         bad = run(["test.py", "--sample", "-mf", str(path), *args], ".")
         assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_test_cli_perturb_one_model(sample_model, tmp_path):
+    path, _ = sample_model
+    out, plot = tmp_path / "robust.json", tmp_path / "robust.png"
+    result = run(["test.py", "--sample", "--perturb", "-mf", str(path), "--json", str(out), "--plot", str(plot)], ".")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["n"] == 400 and report["threshold"] == 0.5 and plot.stat().st_size > 1000
+    assert {r["model"] for r in report["results"]} == {path.stem}
+    assert [r["perturbation"] for r in report["results"]] == list(robustness.PERTURBATIONS)
+    assert all(0 <= r["accuracy"] <= 1 and 0 <= r["auroc"] <= 1 for r in report["results"])
 
 
 def test_make_sample_data_cli(tmp_path):
