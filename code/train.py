@@ -217,6 +217,8 @@ def main(argv=None):
     parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
     parser.add_argument("--sample", action="store_true", help="use the generated sample data (a stand-in)")
     parser.add_argument("--augment", default="", help="train-time augmentation: blur, jpeg or blur,jpeg")
+    parser.add_argument("--shift", type=int, metavar="K",
+                        help="train-time random shifts of up to K pixels (2 in the strong recipe, 0 elsewhere)")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction,
                         help="bfloat16 autocast where it is fast (CUDA, or a CPU with AVX512-BF16/AMX); "
                              "on in the strong recipe")

@@ -20,13 +20,14 @@ def run(args, cwd):
 @pytest.mark.parametrize("cwd", [".", "code"])
 def test_train_cli_with_sample_data(sample_root, tmp_path, cwd):
     model = tmp_path / "cli_model.pth"
-    result = run(["train.py", "--sample", "-ep", "1", "-lr", "0.01", "--attn", "-mf", str(model)], cwd)
+    result = run(["train.py", "--sample", "-ep", "1", "-lr", "0.01", "--attn", "--shift", "1", "-mf", str(model)],
+                 cwd)
     assert result.returncode == 0, result.stderr
     assert "sample data" in result.stdout and "epoch 1/1" in result.stdout
     sidecar = json.loads(model.with_suffix(".json").read_text())
     assert sidecar["attn"] is True and sidecar["sample_data"] is True and sidecar["epochs"] == 1
     assert sidecar["amp"] is False                             # the original recipe trains in float32
-    assert sidecar["optimizer"] == "sgd"
+    assert sidecar["optimizer"] == "sgd" and sidecar["shift"] == 1       # a flag overrides the recipe's value
     assert {"seed", "lr", "momentum", "batch_size", "dataset", "history", "threshold", "device", "torch",
             "git_commit", "wall_seconds", "validation"} <= sidecar.keys()
 
