@@ -6,6 +6,7 @@ the notebooks call these functions.
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import bootstrap
 from sklearn.metrics import (average_precision_score, confusion_matrix, precision_recall_fscore_support,
                              roc_auc_score, roc_curve)
 
@@ -74,6 +75,19 @@ def score_at_threshold(labels, scores, threshold=0.5):
     }
 
 
+def bootstrap_intervals(labels, scores, threshold=0.5, resamples=1000, level=0.95, seed=0):
+    """Percentile-bootstrap confidence intervals (images resampled with replacement) for accuracy at `threshold`
+    and AUROC: how far a figure could move on another draw of test images of the same size.
+    Returns {"accuracy": (low, high), "auroc": (low, high)}."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    correct = ((scores >= threshold).astype(int) == labels).astype(float)
+    options = dict(n_resamples=resamples, confidence_level=level, method="percentile")
+    accuracy = bootstrap((correct,), np.mean, rng=np.random.default_rng(seed), **options).confidence_interval
+    auroc = bootstrap((labels, scores), roc_auc_score, paired=True, vectorized=False, rng=np.random.default_rng(seed),
+                      **options).confidence_interval
+    return {"accuracy": (float(accuracy.low), float(accuracy.high)), "auroc": (float(auroc.low), float(auroc.high))}
+
+
 def per_class_table(result):
     """The per-class part of a score_at_threshold result as a DataFrame (rows Fake, Real)."""
     table = pd.DataFrame(result["per_class"]).T[["precision", "recall", "f1", "support"]]
@@ -122,12 +136,14 @@ def leaked_test_images(test_set, train_set):
 
 
 def evaluate_cifake(model, dataset, threshold, device="cpu", train_set=None):
-    """Score a CIFAKE split: (every figure test.py reports as a JSON-ready dict, the sweep table, P(real)).
-    With `train_set`, also the accuracy without test files byte-identical to training files."""
+    """Score a CIFAKE split: (every figure test.py reports as a JSON-ready dict, the sweep table, P(real)), with
+    95% bootstrap intervals for accuracy and AUROC. With `train_set`, also the accuracy without test files
+    byte-identical to training files."""
     labels, scores = dataset.labels.numpy(), score_dataset(model, dataset, device)
     result = score_at_threshold(labels, scores, threshold)
     sweep = threshold_sweep(labels, scores)
     result["sweep"] = sweep.to_dict(orient="records")
+    result["interval95"] = bootstrap_intervals(labels, scores, threshold)
     if train_set is not None:
         leaked = leaked_test_images(dataset, train_set)
         dedup = score_at_threshold(labels[~leaked], scores[~leaked], threshold)

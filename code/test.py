@@ -60,7 +60,9 @@ def main(argv=None):
     if args.sample:
         print("NOTE: sample data: generated stand-in images, not CIFAKE; figures are for testing only")
     print(f"\nmodel {path.stem} on {dataset.name}: n = {result['n']}, threshold {threshold:g}")
-    print(f"accuracy {result['accuracy']:.4f}   ROC AUC {result['auroc']:.4f}   average precision {result['ap']:.4f}")
+    (acc_low, acc_high), (auc_low, auc_high) = result["interval95"]["accuracy"], result["interval95"]["auroc"]
+    print(f"accuracy {result['accuracy']:.4f} (95% bootstrap interval {acc_low:.4f}-{acc_high:.4f})   "
+          f"ROC AUC {result['auroc']:.4f} ({auc_low:.4f}-{auc_high:.4f})   average precision {result['ap']:.4f}")
     print(f"\n{per_class_table(result).to_string()}\n\n{confusion_table(result).to_string()}")
     print(f"\nthreshold sweep:\n{sweep.to_string(index=False)}")
     if "deduplicated" in result:

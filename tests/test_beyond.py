@@ -99,6 +99,22 @@ def test_fast_recipe_schedule_start_peak_end():
     assert make_schedule(optimizer, "constant", 10) is None
 
 
+def test_bench_recipes_trains_each_seed_and_reports_the_mean(sample_root, monkeypatch, capsys):
+    import bench
+    seeds_seen = []
+
+    def recording_train_model(*args, seed, **kwargs):
+        seeds_seen.append(seed)
+        return train_model(*args, seed=seed, **kwargs)
+
+    monkeypatch.setattr(bench, "train_model", recording_train_model)
+    runs = bench.bench_recipes(sample_root / "CIFAKE", recipes=("fast",), seeds=(0, 1))
+    assert seeds_seen == [0, 1] and len(runs["fast"]) == 2
+    assert all(seconds > 0 and 0.0 <= accuracy <= 1.0 for seconds, accuracy in runs["fast"])
+    out = capsys.readouterr().out
+    assert "fast recipe (3 epochs, batch 256), seed 1:" in out and "fast recipe, mean of 2 seeds" in out
+
+
 @pytest.mark.parametrize("name", RECIPES)
 def test_recipes_build_their_optimiser(name):
     recipe = RECIPES[name]

@@ -40,6 +40,8 @@ def test_test_cli_with_sample_data_writes_json_and_plot(sample_model, tmp_path, 
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert {"model", "dataset", "n", "threshold", "accuracy", "auroc", "ap", "per_class", "sweep"} <= report.keys()
+    low, high = report["interval95"]["auroc"]
+    assert low <= report["auroc"] <= high and "95% bootstrap interval" in result.stdout
     assert report["n"] == 400 and report["threshold"] == 0.4 and 0 <= report["accuracy"] <= 1
     assert report["deduplicated"]["removed"] == 0 and len(report["sweep"]) == 9
     assert plot.stat().st_size > 1000

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from classes import CIFAKE_CNN, SRMLayer, build_model, count_parameters, load_cifake, load_model, save_model
-from evaluate import (accuracy_by_group, choose_threshold, leaked_test_images, score_at_threshold,
-                      share_called_real, threshold_sweep)
+from evaluate import (accuracy_by_group, bootstrap_intervals, choose_threshold, leaked_test_images,
+                      score_at_threshold, share_called_real, threshold_sweep)
 from project import ProjectError
 from train import split_train_val, train_model
 
@@ -132,6 +132,25 @@ def test_threshold_choice_maximises_balanced_accuracy():
     scores = np.array([0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.9])
     threshold = choose_threshold(labels, scores)
     assert 0.2 < threshold <= 0.25 and score_at_threshold(labels, scores, threshold)["accuracy"] == 1.0
+
+
+def test_bootstrap_intervals_bracket_the_figures_and_narrow_with_more_images():
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (400, 6400):
+        labels = rng.integers(0, 2, n)
+        scores = np.clip(0.5 + (labels - 0.5) * 0.4 + rng.normal(0, 0.25, n), 0, 1)     # about 79% accurate
+        intervals = bootstrap_intervals(labels, scores, 0.5)
+        point = score_at_threshold(labels, scores, 0.5)
+        for metric in ("accuracy", "auroc"):
+            low, high = intervals[metric]
+            assert low < point[metric] < high
+        widths.append(intervals["accuracy"][1] - intervals["accuracy"][0])
+        assert intervals == bootstrap_intervals(labels, scores, 0.5)                    # seeded
+    binomial = 2 * 1.96 * np.sqrt(0.79 * 0.21 / 6400)                                   # normal approximation
+    assert widths[0] == pytest.approx(4 * widths[1], rel=0.25) and widths[1] == pytest.approx(binomial, rel=0.15)
+    perfect = bootstrap_intervals(np.array([0, 0, 1, 1] * 10), np.array([0.1, 0.2, 0.8, 0.9] * 10))
+    assert perfect == {"accuracy": (1.0, 1.0), "auroc": (1.0, 1.0)}
 
 
 def test_one_class_sets_have_no_auroc_and_group_shares():
