@@ -148,8 +148,8 @@ def bench_predict(root):
 
 def bench_recipes(root, recipes=("original", "fast"), seeds=(0, 1, 2)):
     """Train the base CNN with each recipe and each training seed on the same split (seed 0's); wall time and
-    CIFAKE test accuracy at 0.5 per run, then the mean over seeds. One seed's accuracy moves by about 0.2 points
-    (notes/results.md, section 1), more than the differences a recipe comparison is about. Returns
+    CIFAKE test accuracy at 0.5 per run, then the mean over seeds. A seed alone moves accuracy by tenths of a point
+    (notes/results.md, sections 1 and 6), more than the differences a recipe comparison is about. Returns
     {recipe: [(seconds, accuracy), ...]}."""
     train, val = split_train_val(load_cifake(root, "train"))
     test = load_cifake(root, "test")

@@ -81,7 +81,7 @@ def bootstrap_intervals(labels, scores, threshold=0.5, resamples=1000, level=0.9
     Returns {"accuracy": (low, high), "auroc": (low, high)}."""
     labels, scores = np.asarray(labels), np.asarray(scores)
     correct = ((scores >= threshold).astype(int) == labels).astype(float)
-    options = dict(n_resamples=resamples, confidence_level=level, method="percentile")
+    options = dict(n_resamples=resamples, confidence_level=level, method="percentile", batch=100)  # 100 rows at once
     accuracy = bootstrap((correct,), np.mean, rng=np.random.default_rng(seed), **options).confidence_interval
     auroc = bootstrap((labels, scores), roc_auc_score, paired=True, vectorized=False, rng=np.random.default_rng(seed),
                       **options).confidence_interval
