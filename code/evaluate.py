@@ -136,14 +136,12 @@ def leaked_test_images(test_set, train_set):
 
 
 def evaluate_cifake(model, dataset, threshold, device="cpu", train_set=None):
-    """Score a CIFAKE split: (every figure test.py reports as a JSON-ready dict, the sweep table, P(real)), with
-    95% bootstrap intervals for accuracy and AUROC. With `train_set`, also the accuracy without test files
-    byte-identical to training files."""
+    """Score a CIFAKE split: (every figure test.py reports as a JSON-ready dict, the sweep table, P(real)).
+    With `train_set`, also the accuracy without test files byte-identical to training files."""
     labels, scores = dataset.labels.numpy(), score_dataset(model, dataset, device)
     result = score_at_threshold(labels, scores, threshold)
     sweep = threshold_sweep(labels, scores)
     result["sweep"] = sweep.to_dict(orient="records")
-    result["interval95"] = bootstrap_intervals(labels, scores, threshold)
     if train_set is not None:
         leaked = leaked_test_images(dataset, train_set)
         dedup = score_at_threshold(labels[~leaked], scores[~leaked], threshold)
