@@ -219,6 +219,8 @@ def main(argv=None):
     parser.add_argument("--augment", default="", help="train-time augmentation: blur, jpeg or blur,jpeg")
     parser.add_argument("--shift", type=int, metavar="K",
                         help="train-time random shifts of up to K pixels (2 in the strong recipe, 0 elsewhere)")
+    parser.add_argument("--widths", type=lambda text: tuple(int(w) for w in text.split(",")), metavar="W1,W2,W3",
+                        help="channel widths of the strong network's three stages (default 32,64,96)")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction,
                         help="bfloat16 autocast where it is fast (CUDA, or a CPU with AVX512-BF16/AMX); "
                              "on in the strong recipe")
@@ -230,6 +232,8 @@ def main(argv=None):
     augment = tuple(a for a in args.augment.split(",") if a)
     if set(augment) - {"blur", "jpeg"}:
         raise ProjectError(f"--augment takes blur and/or jpeg, got '{args.augment}'")
+    if args.widths and (args.arch != "strong" or len(args.widths) != 3):
+        raise ProjectError("--widths takes three comma-separated widths, with --arch strong only")
 
     device = pick_device(args.device)
     dataset = load_cifake(cifake_root(args.data, args.sample), "train")
@@ -241,7 +245,8 @@ def main(argv=None):
     started = time.perf_counter()
     print(f"recipe {args.recipe}: " + ", ".join(f"{k} {v}" for k, v in recipe.items()))
     model, history = train_model(train_set, val_set, arch=args.arch, attn=args.attn, seed=args.seed, device=device,
-                                 log_every=args.log_every, augment=augment, **recipe)
+                                 log_every=args.log_every, augment=augment,
+                                 model_kwargs={"widths": args.widths} if args.widths else None, **recipe)
     wall = time.perf_counter() - started
     val = history["val_at_threshold"]
     print(f"validation: threshold {history['threshold']:.3f} (max balanced accuracy), accuracy {val['accuracy']:.4f}, "

@@ -32,6 +32,17 @@ def test_train_cli_with_sample_data(sample_root, tmp_path, cwd):
             "git_commit", "wall_seconds", "validation"} <= sidecar.keys()
 
 
+def test_train_cli_strong_widths(sample_root, tmp_path):
+    model = tmp_path / "narrow.pth"
+    result = run(["train.py", "--sample", "--arch", "strong", "--recipe", "strong", "-ep", "1", "--widths", "8,16,24",
+                  "-mf", str(model)], ".")
+    assert result.returncode == 0, result.stderr
+    sidecar = json.loads(model.with_suffix(".json").read_text())
+    assert sidecar["widths"] == [8, 16, 24] and sidecar["parameters"] < 20_000
+    bad = run(["train.py", "--sample", "--widths", "8,16,24"], ".")       # the base CNN has no widths
+    assert bad.returncode != 0 and "--widths" in bad.stderr and "Traceback" not in bad.stderr
+
+
 @pytest.mark.parametrize("cwd", [".", "code"])
 def test_test_cli_with_sample_data_writes_json_and_plot(sample_model, tmp_path, cwd):
     path, _ = sample_model
