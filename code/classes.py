@@ -524,14 +524,14 @@ def high_frequency_residual(x):
 
 
 class StrongCNN(nn.Module):
-    """A compact residual detector (about 242k parameters as shipped). It sees the image together with its
+    """A compact residual detector (281,697 parameters as shipped). It sees the image together with its
     high-frequency residual, keeps full 32 x 32 resolution for its first `full_res_layers` layers (where
     pixel-level generation traces live), then halves resolution twice; global average and max pooling feed
     one logit. In eval mode it can average its logits over test-time views: test_shift=k adds the image moved by
     k pixels up, down, left and right (reflection fills the border, as in training), test_flip=True the mirror
     of every view (so test_shift=1 with test_flip gives 10 views)."""
 
-    def __init__(self, widths=(32, 64, 96), full_res_layers=2, test_flip=False, test_shift=0):
+    def __init__(self, widths=(32, 64, 112), full_res_layers=2, test_flip=False, test_shift=0):
         super().__init__()
         self.config = {"arch": "strong", "widths": list(widths), "full_res_layers": int(full_res_layers),
                        "test_flip": bool(test_flip), "test_shift": int(test_shift)}

@@ -220,7 +220,7 @@ def main(argv=None):
     parser.add_argument("--shift", type=int, metavar="K",
                         help="train-time random shifts of up to K pixels (2 in the strong recipe, 0 elsewhere)")
     parser.add_argument("--widths", type=lambda text: tuple(int(w) for w in text.split(",")), metavar="W1,W2,W3",
-                        help="channel widths of the strong network's three stages (default 32,64,96)")
+                        help="channel widths of the strong network's three stages (default 32,64,112)")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction,
                         help="bfloat16 autocast where it is fast (CUDA, or a CPU with AVX512-BF16/AMX); "
                              "on in the strong recipe")
