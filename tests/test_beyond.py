@@ -33,7 +33,8 @@ def test_high_frequency_residual_removes_smooth_content():
 
 def test_strong_model_trains_above_chance_and_round_trips(sample_root, tmp_path):
     train, val = split_train_val(load_cifake(sample_root / "CIFAKE", "train", verbose=False))
-    recipe = dict(RECIPES["strong"], epochs=3, batch_size=64)
+    # 5 epochs: every seed tried (0-3) reaches 100% here; 3 left seed 0 between 63% and 79% depending on widths
+    recipe = dict(RECIPES["strong"], epochs=5, batch_size=64)
     model, history = train_model(train, val, arch="strong", progress=False, **recipe)
     assert history["val_at_threshold"]["accuracy"] > 0.75
     assert history["amp"] == fast_bfloat16("cpu")              # the recipe asks for bf16; used where it is fast
