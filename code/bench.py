@@ -14,6 +14,7 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -22,10 +23,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from classes import Batcher, CIFAKE_CNN, build_model, decode_files, load_cifake, normalise
-from evaluate import predict_scores, score_at_threshold, score_dataset
+from classes import Batcher, CIFAKE_CNN, build_model, load_cifake, normalise, split_train_val
+from evaluate import find_image_files, predict_scores, score_at_threshold, score_dataset, score_files
+from imagefiles import decode_files
 from project import config_path, fast_bfloat16
-from train import RECIPES, split_train_val, train_model
+from training import RECIPES, train_model
 
 
 def timed(fn):
@@ -98,7 +100,8 @@ def bench_batcher(data, batch_size=32):
 def bench_epoch(data):
     train, val = split_train_val(data)
     for attn in (False, True):
-        _, history = train_model(train, val, epochs=1, attn=attn, progress=False)
+        _, history = train_model(train, val, replace(RECIPES["original"], epochs=1), arch_kwargs={"attn": attn},
+                                 progress=False)
         seconds = history["epochs"][0]["seconds"]
         print(f"one epoch, {'attention' if attn else 'base'} CNN, batch 32, {len(train)} images: {seconds:.1f} s "
               f"({len(train) / seconds:.0f} images/s, validation included)")
@@ -140,9 +143,8 @@ def bench_eval(root):
 
 
 def bench_predict(root):
-    from predict import find_files, predict_files
     model = CIFAKE_CNN().eval()
-    t, (table, failed, _) = timed(lambda: predict_files(model, find_files([Path(root) / "test"]), 0.5))
+    t, (table, failed, _) = timed(lambda: score_files(model, find_image_files([Path(root) / "test"]), 0.5))
     print(f"predict.py on {len(table)} CIFAKE test files (32x32 JPEG): {t:.1f} s, {len(table) / t:.0f} images/s")
 
 
@@ -156,11 +158,11 @@ def bench_recipes(root, recipes=("original", "fast"), seeds=(0, 1, 2)):
     runs = {name: [] for name in recipes}
     for seed in seeds:                                # interleaved, so a slow spell of the machine hits both
         for name in recipes:
-            recipe = dict(RECIPES[name], epochs=10) if name == "original" else RECIPES[name]
-            seconds, (model, _) = timed(lambda: train_model(train, val, seed=seed, progress=False, **recipe))
+            recipe = replace(RECIPES[name], seed=seed, **({"epochs": 10} if name == "original" else {}))
+            seconds, (model, _) = timed(lambda: train_model(train, val, recipe, progress=False))
             accuracy = score_at_threshold(test.labels.numpy(), score_dataset(model, test), 0.5)["accuracy"]
             runs[name].append((seconds, accuracy))
-            print(f"base CNN, {name} recipe ({recipe['epochs']} epochs, batch {recipe['batch_size']}), seed {seed}: "
+            print(f"base CNN, {name} recipe ({recipe.epochs} epochs, batch {recipe.batch_size}), seed {seed}: "
                   f"{seconds:.1f} s, CIFAKE test accuracy {accuracy:.2%}")
     mean_seconds = {}
     for name, results in runs.items():

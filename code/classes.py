@@ -1,22 +1,17 @@
-"""The study's shared code: the three datasets, the batcher, the networks and their checkpoints.
+"""The study's shared code, in the order of the study: the datasets, the batcher, the networks, the checkpoints.
 
-Data: every dataset is read into one in-memory form, an `ImageSet` (uint8 images N x 3 x 32 x 32,
-labels REAL = 1 / FAKE = 0, content classes where the dataset has them, the source of every image,
-and a `LoadReport` that accounts for every file found). Image folders are decoded once, in parallel,
-and cached as .npz beside the data; later reads come from the cache while the files are unchanged.
+Datasets: CIFAKE, AGIRI and CIFAR-100 are each read into one in-memory form, an `ImageSet` (uint8 images
+N x 3 x 32 x 32, labels REAL = 1 / FAKE = 0, content classes where the dataset has them, the source of every
+image, and a `LoadReport` that accounts for every file found). Image files are decoded by `imagefiles.py`.
 
-Models: `CIFAKE_CNN` (the PyTorch CIFAR-10 tutorial net with one logit output, optionally with an
-`SRMLayer` after its first block). P(real) = sigmoid(logit).
+Networks: `CIFAKE_CNN`, the PyTorch CIFAR-10 tutorial net with one logit (optionally with an `SRMLayer` after its
+first block), and `StrongCNN`, the stronger small detector. P(real) = sigmoid(logit).
 """
 import hashlib
 import io
 import json
-import os
 import pickle
 import re
-import stat
-import warnings
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,23 +20,21 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
-from tqdm.auto import tqdm
+from PIL import Image
+from sklearn.model_selection import train_test_split
 
-from project import DOWNLOAD_HINT, ProjectError, atomic_write_bytes, config_path
+from imagefiles import IMAGE_SIZE, PREPROCESSINGS, crops_per_image, decode_folder, list_files
+from project import DOWNLOAD_HINT, ProjectError, atomic_write_bytes, config_path, shown
 
 # ----------------------------------------------------------------------------------------------
 # Conventions
 
 REAL, FAKE = 1, 0                       # the CIFAKE paper's and the original study's convention
 LABEL_NAMES = {FAKE: "Fake", REAL: "Real"}
-IMAGE_SIZE = 32
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
-PREPROCESSINGS = ("resize", "center_crop", "multi_crop")
-MULTI_CROP_GRID = 3                     # multi_crop takes a 3 x 3 grid of native-resolution crops
 AGIRI_MAX_PIXELS = 500_000_000          # AGIRI holds genuine >100 MP photos: PIL's bomb guard stops at 179 MP
-CACHE_VERSION = 1                       # bump when decoding changes, so old caches are rebuilt
+
 
 
 # ----------------------------------------------------------------------------------------------
@@ -95,8 +88,10 @@ class ImageSet:
                        digests=None if self.digests is None else self.digests[index.numpy()])
 
 
+
+
 # ----------------------------------------------------------------------------------------------
-# Decoding one image file to 32 x 32 RGB
+# The three datasets
 
 def parse_cifar10_class(filename):
     """CIFAKE's content class from a file name: 'N.jpg' is class 0 (airplane), 'N (k).jpg' is class k-1;
@@ -108,201 +103,18 @@ def parse_cifar10_class(filename):
     return k - 1 if 1 <= k <= len(CIFAR10_CLASSES) else -1
 
 
-def to_rgb(img):
-    """Any PIL image as 8-bit RGB: EXIF rotation applied, alpha composited on white, palettes
-    expanded, 16/32-bit and float greyscale scaled to 0..255, CMYK converted."""
-    img = ImageOps.exif_transpose(img)
-    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
-        values = np.asarray(img, dtype=np.float64)
-        if img.mode.startswith("I;16") or values.max(initial=0) > 255:
-            values = values / 257.0                  # 16-bit range onto 8 bits
-        img = Image.fromarray(np.clip(values.round(), 0, 255).astype(np.uint8), "L")
-    if img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)
-    return img.convert("RGB") if img.mode != "RGB" else img
-
-
-def _native_crops(img, grid):
-    """A grid x grid set of 32 x 32 crops at native resolution, evenly spaced (grid=1: the centre)."""
-    if min(img.size) < IMAGE_SIZE:                   # too small to crop: scale the short side up to 32
-        scale = IMAGE_SIZE / min(img.size)
-        img = img.resize((max(IMAGE_SIZE, round(img.width * scale)),
-                          max(IMAGE_SIZE, round(img.height * scale))), Image.Resampling.BILINEAR)
-    w, h = img.size
-    steps = lambda extent: [round((extent - IMAGE_SIZE) * (i + 1) / (grid + 1)) for i in range(grid)]
-    return [np.asarray(img.crop((x, y, x + IMAGE_SIZE, y + IMAGE_SIZE)))
-            for y in steps(h) for x in steps(w)]
-
-
-def decode_image(data, preprocess="resize"):
-    """Encoded image bytes -> uint8 array K x 32 x 32 x 3 (K = 1, or 9 for multi_crop).
-
-    resize: the whole image squashed to 32 x 32 (as the original study did); big JPEGs are decoded
-    at a reduced DCT scale (PIL draft mode), which is both fast and a proper low-pass.
-    center_crop / multi_crop: 32 x 32 crops at native resolution, keeping pixel-level traces."""
-    img = Image.open(io.BytesIO(data))
-    if preprocess == "resize":
-        if img.format == "JPEG" and min(img.size) > 2 * IMAGE_SIZE:
-            img.draft(img.mode, (IMAGE_SIZE, IMAGE_SIZE))
-        img = to_rgb(img)
-        if img.size != (IMAGE_SIZE, IMAGE_SIZE):
-            img = img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
-        return np.asarray(img)[None]
-    if preprocess in ("center_crop", "multi_crop"):
-        return np.stack(_native_crops(to_rgb(img), 1 if preprocess == "center_crop" else MULTI_CROP_GRID))
-    raise ValueError(f"unknown preprocessing '{preprocess}' (choose from {', '.join(PREPROCESSINGS)})")
-
-
-def crops_per_image(preprocess):
-    return MULTI_CROP_GRID ** 2 if preprocess == "multi_crop" else 1
-
-
-def skip_reason(error):
-    """A short, stable reason for a file that could not be decoded."""
-    if isinstance(error, UnidentifiedImageError):
-        return "not an image"
-    message = str(error)
-    if "truncated" in message or isinstance(error, (EOFError, SyntaxError)):
-        return "truncated"
-    if isinstance(error, Image.DecompressionBombError):
-        return "too large"
-    if isinstance(error, (OSError, ValueError)):
-        return "corrupt image data"                  # a known format whose decoder gave up
-    return f"unreadable ({type(error).__name__})"
-
-
-@contextmanager
-def _max_image_pixels(limit):
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = limit
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
-
-
-def _decode_chunk(paths, preprocess, max_pixels):
-    """Decode some files. Returns (crops: n_ok x K x 32 x 32 x 3, ok positions, [(position, reason)], digests)."""
-    k = crops_per_image(preprocess)
-    crops, ok, failed, digests = [], [], [], np.zeros(len(paths), dtype=np.uint64)
-    assert not ImageFile.LOAD_TRUNCATED_IMAGES, "truncated files must be reported, not half-decoded"
-    with _max_image_pixels(max_pixels), warnings.catch_warnings():
-        warnings.simplefilter("ignore")             # PIL's bomb and EXIF warnings: handled above
-        for i, path in enumerate(paths):
-            try:
-                data = Path(path).read_bytes()
-            except OSError as e:
-                failed.append((i, f"unreadable ({type(e).__name__})"))
-                continue
-            digests[i] = int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
-            if not data:
-                failed.append((i, "zero bytes"))
-                continue
-            try:
-                crops.append(decode_image(data, preprocess))
-                ok.append(i)
-            except Exception as e:                   # any decoder failure skips this file only
-                failed.append((i, skip_reason(e)))
-    empty = np.zeros((0, k, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
-    return (np.stack(crops) if crops else empty), ok, failed, digests
-
-
-def decode_files(paths, preprocess="resize", max_pixels=Image.MAX_IMAGE_PIXELS, workers=None,
-                 desc="decoding"):
-    """Decode image files on all cores. Returns (uint8 tensor n_ok*K x 3 x 32 x 32, ok indices,
-    [(index, reason)] for the rest, uint64 digests of every file). A bad file only skips itself."""
-    paths = [str(p) for p in paths]
-    workers = workers or os.cpu_count() or 1
-    chunk = max(16, min(1024, len(paths) // (8 * workers) + 1))
-    starts = range(0, len(paths), chunk)
-    args = lambda s: (paths[s:s + chunk], preprocess, max_pixels)
-    if workers == 1 or len(paths) <= chunk:
-        results = [_decode_chunk(*args(s)) for s in starts]
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            futures = [pool.submit(_decode_chunk, *args(s)) for s in starts]
-            results = [f.result() for f in tqdm(futures, desc=desc, unit="chunk", leave=False)]
-    crops, ok, failed, digests = [], [], [], []
-    for start, (c, o, f, d) in zip(starts, results):
-        crops.append(c)
-        ok += [start + i for i in o]
-        failed += [(start + i, reason) for i, reason in f]
-        digests.append(d)
-    crops = np.concatenate(crops) if crops else np.zeros((0, 1, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
-    images = torch.from_numpy(crops.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 3)).permute(0, 3, 1, 2).contiguous()
-    return images, ok, failed, (np.concatenate(digests) if digests else np.zeros(0, np.uint64))
-
-
-# ----------------------------------------------------------------------------------------------
-# Image folders (CIFAKE, AGIRI) with a decode cache
-
 def _class_dirs(split_dir, dataset, layout):
     """{REAL: dir, FAKE: dir} for a split folder, matching class-folder names case-insensitively."""
     if not split_dir.is_dir():
         parent = split_dir.parent
         found = sorted(p.name for p in parent.iterdir()) if parent.is_dir() else "nothing (folder missing)"
-        raise ProjectError(f"{dataset} not found: expected folder {split_dir} ({layout}), found {found}; "
+        raise ProjectError(f"{dataset} not found: expected folder {shown(split_dir)} ({layout}), found {found}; "
                            f"{DOWNLOAD_HINT}")
     by_name = {p.name.lower(): p for p in split_dir.iterdir() if p.is_dir()}
     if "real" not in by_name or "fake" not in by_name:
-        raise ProjectError(f"{dataset}: expected folders REAL and FAKE in {split_dir} ({layout}), "
+        raise ProjectError(f"{dataset}: expected folders REAL and FAKE in {shown(split_dir)} ({layout}), "
                            f"found {sorted(by_name) or 'none'}; {DOWNLOAD_HINT}")
     return {REAL: by_name["real"], FAKE: by_name["fake"]}
-
-
-def _list_files(folder, rel):
-    """All files below `folder` as sorted (path relative to the dataset root, size, mtime_ns).
-    Stats names relative to an open directory where the OS allows: ~30% faster on 100k files."""
-    use_fd = os.stat in os.supports_dir_fd
-    fd = os.open(folder, os.O_RDONLY) if use_fd else None
-    try:
-        files = []
-        for name in sorted(os.listdir(fd if use_fd else folder)):
-            st = os.stat(name, dir_fd=fd) if use_fd else os.stat(os.path.join(folder, name))
-            if stat.S_ISDIR(st.st_mode):
-                files += _list_files(os.path.join(folder, name), f"{rel}/{name}")
-            else:
-                files.append((f"{rel}/{name}", st.st_size, st.st_mtime_ns))
-        return files
-    finally:
-        if use_fd:
-            os.close(fd)
-
-
-def _read_cache(folder, key, fingerprint):
-    """The cached arrays of `key` if they were built from exactly these files, else None."""
-    try:
-        with np.load(folder / f"{key}.npz", allow_pickle=False) as z:
-            cached = {k: z[k] for k in z.files}
-        if str(cached["fingerprint"]) != fingerprint:
-            return None
-        # memory-mapped copy-on-write: pages come from the OS file cache as they are used
-        cached["images"] = np.load(folder / str(cached["images_file"]), mmap_mode="c", allow_pickle=False)
-        return cached
-    except (OSError, ValueError, KeyError, EOFError):
-        return None                                   # missing, stale or damaged: rebuild
-
-
-def _write_cache(folder, key, cached):
-    """Images go to their own .npy (fast to read back), named by the fingerprint, then the index .npz
-    that points at them: each written atomically, so a crash between the two leaves a stale, unused file."""
-    images_file = f"{key}-{str(cached['fingerprint'])[:16]}.npy"
-    index = {k: v for k, v in cached.items() if k != "images"}
-    try:
-        for old in folder.glob(f"{key}-*.npy"):
-            old.unlink()
-        buffer = io.BytesIO()
-        np.save(buffer, cached["images"])
-        atomic_write_bytes(folder / images_file, buffer.getvalue())
-        buffer = io.BytesIO()
-        np.savez(buffer, images_file=np.array(images_file), **index)
-        atomic_write_bytes(folder / f"{key}.npz", buffer.getvalue())
-    except OSError as e:
-        print(f"note: could not write the decode cache in {folder} ({e}); the next load decodes again")
 
 
 def load_image_folders(root, split, dataset, layout, preprocess="resize", max_pixels=Image.MAX_IMAGE_PIXELS,
@@ -310,33 +122,19 @@ def load_image_folders(root, split, dataset, layout, preprocess="resize", max_pi
     """Read `root/split/{real,fake}/**` into an ImageSet, through the decode cache."""
     root = Path(root)
     dirs = _class_dirs(root / split, dataset, layout)
-    listed = [(label, f) for label in (FAKE, REAL)
-              for f in _list_files(dirs[label], f"{split}/{dirs[label].name}")]
-    fingerprint = hashlib.sha1("\n".join([f"{CACHE_VERSION} {preprocess}"] +
-                                         [f"{r}\t{s}\t{m}" for _, (r, s, m) in listed]).encode()).hexdigest()
-    cache_dir, key = root / ".cache", f"{split}-{preprocess}"
-    cached = _read_cache(cache_dir, key, fingerprint) if use_cache else None
-    if cached is None:
-        sources = np.array([rel for _, (rel, _, _) in listed])
-        images, ok, failed, digests = decode_files([root / rel for rel in sources], preprocess, max_pixels,
-                                                   desc=f"{dataset}/{split}")
-        labels = np.array([label for label, _ in listed], dtype=np.int64)
-        classes = [parse_class(rel.rpartition("/")[2]) if parse_class else -1 for rel in sources]
-        cached = dict(fingerprint=np.array(fingerprint), images=images.numpy(), ok=np.array(ok, dtype=np.int64),
-                      labels=labels, classes=np.array(classes, dtype=np.int64), sources=sources, digests=digests,
-                      failed=np.array([i for i, _ in failed], dtype=np.int64),
-                      reasons=np.array([r for _, r in failed], dtype=str))
-        if use_cache:
-            _write_cache(cache_dir, key, cached)
-    ok = torch.from_numpy(cached["ok"])
-    sources = cached["sources"].tolist()
-    report = LoadReport(found=len(sources), loaded=len(ok),
-                        skipped=[(sources[i], r) for i, r in zip(cached["failed"].tolist(), cached["reasons"].tolist())])
-    kept_sources = [sources[i] for i in ok.tolist()]
-    classes = torch.from_numpy(cached["classes"])[ok] if parse_class else None
-    result = ImageSet(name=f"{dataset}/{split}", images=torch.from_numpy(cached["images"]),
-                      labels=torch.from_numpy(cached["labels"])[ok], sources=kept_sources, report=report,
-                      classes=classes, class_names=class_names, digests=cached["digests"][ok.numpy()],
+    listed = [(label, f) for label in (FAKE, REAL) for f in list_files(dirs[label], f"{split}/{dirs[label].name}")]
+    files = [f for _, f in listed]
+    decoded = decode_folder(root, files, preprocess, max_pixels, f"{split}-{preprocess}" if use_cache else None,
+                            desc=f"{dataset}/{split}")
+    sources = [rel for rel, _, _ in files]
+    ok = decoded["ok"]
+    report = LoadReport(found=len(files), loaded=len(ok),
+                        skipped=[(sources[i], r) for i, r in zip(decoded["failed"].tolist(), decoded["reasons"].tolist())])
+    kept = [sources[i] for i in ok.tolist()]
+    classes = torch.tensor([parse_class(rel.rpartition("/")[2]) for rel in kept]) if parse_class else None
+    result = ImageSet(name=f"{dataset}/{split}", images=torch.from_numpy(decoded["images"]),
+                      labels=torch.tensor([listed[i][0] for i in ok.tolist()], dtype=torch.int64), sources=kept,
+                      report=report, classes=classes, class_names=class_names, digests=decoded["digests"][ok],
                       crops_per_image=crops_per_image(preprocess))
     if verbose:
         print(f"{result.name} ({preprocess}): {report.summary()}")
@@ -368,7 +166,7 @@ def load_cifar100(root=None, split="test", verbose=True):
     missing = [n for n in (split, "meta") if not (root / n).is_file()]
     if missing:
         found = sorted(p.name for p in root.iterdir()) if root.is_dir() else "nothing (folder missing)"
-        raise ProjectError(f"CIFAR-100 not found: expected {', '.join(str(root / n) for n in missing)} ({layout}), "
+        raise ProjectError(f"CIFAR-100 not found: expected {', '.join(shown(root / n) for n in missing)} ({layout}), "
                            f"found {found}; {DOWNLOAD_HINT}")
 
     def unpickle(name, keys):
@@ -376,18 +174,18 @@ def load_cifar100(root=None, split="test", verbose=True):
             with open(root / name, "rb") as f:
                 table = pickle.load(f, encoding="bytes")
         except Exception as e:
-            raise ProjectError(f"CIFAR-100: {root / name} is not a readable pickle ({type(e).__name__}); "
+            raise ProjectError(f"CIFAR-100: {shown(root / name)} is not a readable pickle ({type(e).__name__}); "
                                f"re-download it ({DOWNLOAD_HINT})") from None
         absent = [k.decode() for k in keys if not isinstance(table, dict) or k not in table]
         if absent:
-            raise ProjectError(f"CIFAR-100: {root / name} lacks the keys {absent}; is it the Python-version pickle?")
+            raise ProjectError(f"CIFAR-100: {shown(root / name)} lacks the keys {absent}; is it the Python-version pickle?")
         return table
 
     table = unpickle(split, (b"data", b"fine_labels", b"coarse_labels"))
     meta = unpickle("meta", (b"fine_label_names", b"coarse_label_names"))
     data = np.asarray(table[b"data"], dtype=np.uint8)
     if data.ndim != 2 or data.shape[1] != 3 * IMAGE_SIZE * IMAGE_SIZE:
-        raise ProjectError(f"CIFAR-100: {root / split} holds data of shape {data.shape}, expected N x 3072")
+        raise ProjectError(f"CIFAR-100: {shown(root / split)} holds data of shape {data.shape}, expected N x 3072")
     n = len(data)
     names = table.get(b"filenames") or [f"{split}[{i}]".encode() for i in range(n)]
     decode = lambda names: tuple(x.decode() if isinstance(x, bytes) else str(x) for x in names)
@@ -405,6 +203,18 @@ def load_cifar100(root=None, split="test", verbose=True):
         print(f"{result.name}: {result.report.summary()}")
     return result
 
+
+def split_train_val(dataset, val_fraction=0.1, seed=0):
+    """A stratified (label x content class), seeded hold-out: returns (train, validation) ImageSets."""
+    strata = dataset.labels * 100 + (dataset.classes + 1 if dataset.classes is not None else 0)
+    train_idx, val_idx = train_test_split(np.arange(len(dataset)), test_size=val_fraction,
+                                          stratify=strata.numpy(), random_state=seed)
+    return dataset.subset(np.sort(train_idx)), dataset.subset(np.sort(val_idx))
+
+
+def dataset_fingerprint(dataset):
+    """A short hash of a split's file contents, in order: two runs on the same data share it."""
+    return f"{dataset.name}:{len(dataset)}:" + hashlib.sha1(dataset.digests.tobytes()).hexdigest()[:16]
 
 # ----------------------------------------------------------------------------------------------
 # Batching: the whole split lives on the device, normalised once; batches are slices
@@ -525,20 +335,20 @@ def high_frequency_residual(x):
 
 class StrongCNN(nn.Module):
     """A compact residual detector (281,697 parameters as shipped). It sees the image together with its
-    high-frequency residual, keeps full 32 x 32 resolution for its first `full_res_layers` layers (where
-    pixel-level generation traces live), then halves resolution twice; global average and max pooling feed
+    high-frequency residual, keeps full 32 x 32 resolution for its first two layers (where pixel-level
+    generation traces live), then halves resolution twice; global average and max pooling feed
     one logit. In eval mode it can average its logits over test-time views: test_shift=k adds the image moved by
     k pixels up, down, left and right (reflection fills the border, as in training), test_flip=True the mirror
     of every view (so test_shift=1 with test_flip gives 10 views)."""
 
-    def __init__(self, widths=(32, 64, 112), full_res_layers=2, test_flip=False, test_shift=0):
+    def __init__(self, widths=(32, 64, 112), test_flip=False, test_shift=0):
         super().__init__()
-        self.config = {"arch": "strong", "widths": list(widths), "full_res_layers": int(full_res_layers),
-                       "test_flip": bool(test_flip), "test_shift": int(test_shift)}
+        self.config = {"arch": "strong", "widths": list(widths), "test_flip": bool(test_flip),
+                       "test_shift": int(test_shift)}
         self.test_flip, self.test_shift = bool(test_flip), int(test_shift)
         w1, w2, w3 = widths
         self.features = nn.Sequential(
-            conv_bn(6, w1), *[conv_bn(w1, w1) for _ in range(full_res_layers - 1)],  # 32 x 32
+            conv_bn(6, w1), conv_bn(w1, w1),                                        # 32 x 32
             conv_bn(w1, w2, stride=2), ResidualBlock(w2),                           # 16 x 16
             conv_bn(w2, w3, stride=2), conv_bn(w3, w3))                             # 8 x 8
         self.head = nn.Linear(2 * w3, 1)
@@ -624,24 +434,24 @@ def load_model(path, device="cpu"):
     without its weights). Loads with weights_only=True, so a file from elsewhere cannot run code."""
     path = Path(path)
     if not path.is_file():
-        raise ProjectError(f"model file {path} not found: train one with `python code/train.py -mf {path.stem}` "
+        raise ProjectError(f"model file {shown(path)} not found: train one with `python code/train.py -mf {path.stem}` "
                            f"or restore models/ from git")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ProjectError(f"{path} is damaged or not a PyTorch checkpoint ({type(e).__name__}); "
+        raise ProjectError(f"{shown(path)} is damaged or not a PyTorch checkpoint ({type(e).__name__}); "
                            f"retrain it or restore it from git") from None
     needed = {"format", "arch", "arch_kwargs", "state_dict"}
     if not isinstance(checkpoint, dict) or not needed <= checkpoint.keys() or \
             checkpoint["format"] != CHECKPOINT_FORMAT:
-        raise ProjectError(f"{path} is not a checkpoint of this project (expected format {CHECKPOINT_FORMAT} "
+        raise ProjectError(f"{shown(path)} is not a checkpoint of this project (expected format {CHECKPOINT_FORMAT} "
                            f"with keys {sorted(needed)}); save models with code/train.py")
     model = build_model(checkpoint["arch"], **checkpoint["arch_kwargs"])
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as e:
         first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
-        raise ProjectError(f"{path}: the weights do not fit architecture {checkpoint['arch']} "
+        raise ProjectError(f"{shown(path)}: the weights do not fit architecture {checkpoint['arch']} "
                            f"{checkpoint['arch_kwargs']} ({first})") from None
     meta = {k: v for k, v in checkpoint.items() if k != "state_dict"}
     return model.to(device).eval(), meta

@@ -3,6 +3,8 @@
 All metrics come from scikit-learn and are tabled with pandas; test.py, train.py, reproduce.py and
 the notebooks call these functions.
 """
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -10,7 +12,8 @@ from scipy.stats import bootstrap
 from sklearn.metrics import (average_precision_score, confusion_matrix, precision_recall_fscore_support,
                              roc_auc_score, roc_curve)
 
-from classes import FAKE, LABEL_NAMES, REAL, normalise
+from classes import AGIRI_MAX_PIXELS, FAKE, LABEL_NAMES, REAL, normalise
+from imagefiles import crops_per_image, decode_files
 from project import ProjectError
 
 SWEEP_THRESHOLDS = tuple(round(t, 1) for t in np.arange(0.1, 0.95, 0.1))
@@ -31,6 +34,30 @@ def predict_scores(model, images, device="cpu", batch_size=4096, crops_per_image
 def score_dataset(model, dataset, device="cpu", batch_size=4096):
     """P(real) for every image of an ImageSet."""
     return predict_scores(model, dataset.images, device, batch_size, dataset.crops_per_image)
+
+
+def find_image_files(paths):
+    """Every file named, and every file below every folder named (sorted), without repeats."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ProjectError(f"{path}: no such file or folder")
+    return list(dict.fromkeys(found))
+
+
+def score_files(model, files, threshold, preprocess="resize", device="cpu", model_name="model"):
+    """P(real) and the label at `threshold` for image files of any size and format: (table with one row per
+    readable file, [(file, reason)] for the others, the decoded uint8 images)."""
+    images, ok, failed, _ = decode_files(files, preprocess, AGIRI_MAX_PIXELS, desc="reading images")
+    scores = predict_scores(model, images, device, crops_per_image=crops_per_image(preprocess))
+    table = pd.DataFrame({"path": [str(files[i]) for i in ok], "p_real": scores,
+                          "label": [LABEL_NAMES[int(s >= threshold)] for s in scores], "model": model_name,
+                          "threshold": threshold, "preprocess": preprocess})
+    return table, [(str(files[i]), reason) for i, reason in failed], images
 
 
 def parse_threshold(value, checkpoint):
@@ -135,10 +162,12 @@ def leaked_test_images(test_set, train_set):
     return np.isin(test_set.digests, train_set.digests)
 
 
-def evaluate_cifake(model, dataset, threshold, device="cpu", train_set=None):
+def evaluate_cifake(model, dataset, threshold, device="cpu", train_set=None, scores=None):
     """Score a CIFAKE split: (every figure test.py reports as a JSON-ready dict, the sweep table, P(real)).
-    With `train_set`, also the accuracy without test files byte-identical to training files."""
-    labels, scores = dataset.labels.numpy(), score_dataset(model, dataset, device)
+    With `train_set`, also the accuracy without test files byte-identical to training files. `scores`: the
+    model's P(real) for the split, if already computed."""
+    labels = dataset.labels.numpy()
+    scores = score_dataset(model, dataset, device) if scores is None else scores
     result = score_at_threshold(labels, scores, threshold)
     sweep = threshold_sweep(labels, scores)
     result["sweep"] = sweep.to_dict(orient="records")

@@ -1,5 +1,7 @@
 """Explanations: Grad-CAM-family heat maps (through the maintained `grad-cam` library) and the SRM
 attention gates of the attention model."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -79,3 +81,22 @@ def gate_statistics(gates, labels):
                          index=pd.Index([f"channel {c}" for c in range(gates.shape[1])], name="SRM channel"))
     table["fake minus real"] = table["gate on Fake"] - table["gate on Real"]
     return table.sort_values("fake minus real", ascending=False)
+
+
+def save_overlays(model, images, table, folder, device="cpu"):
+    """One PNG per scored image (rows of a `score_files` table): the image beside its Grad-CAM overlay, the
+    evidence for the predicted label. With several crops per image, the first crop is explained."""
+    import matplotlib.pyplot as plt
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    first_crops = images[::len(images) // max(1, len(table))]
+    for i, row in enumerate(table.itertuples()):
+        heat = cam_maps(model, first_crops[i:i + 1], target=int(row.label == "Real"), device=device)[0]
+        fig, (left, right) = plt.subplots(1, 2, figsize=(4, 2.2))
+        left.imshow(first_crops[i].permute(1, 2, 0).numpy())
+        right.imshow(overlay(first_crops[i], heat))
+        for ax in (left, right):
+            ax.axis("off")
+        fig.suptitle(f"P(real) {row.p_real:.2f}: {row.label}", fontsize=9)
+        fig.savefig(folder / f"{i:05d}_{Path(row.path).stem}.png", dpi=100, bbox_inches="tight")
+        plt.close(fig)

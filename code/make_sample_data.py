@@ -25,10 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from project import config_path
-
-STAND_IN_NOTE = ("sample data: generated stand-in images (real photo crops; 'fake' = crops re-rendered by a "
-                 "fixed upsampler, not AI-generated)")
+from project import STAND_IN_NOTE, config_path
 
 # CIFAR-100's 20 coarse classes, each with its 5 fine classes (the fine label index is the position
 # of the name in the sorted list of all 100, as in the real `meta` file).

@@ -17,6 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = REPO_ROOT / "config.json"
 
 DOWNLOAD_HINT = "run `python code/get_data.py` (or use --sample for the generated sample data)"
+STAND_IN_NOTE = ("sample data: generated stand-in images (real photo crops; 'fake' = crops re-rendered by a "
+                 "fixed upsampler, not AI-generated)")
 
 
 class ProjectError(Exception):
@@ -33,27 +35,36 @@ def load_config(path=CONFIG_FILE):
         raise ProjectError(f"{path} is not valid JSON ({e})") from None
 
 
+def absolute(path):
+    """`path` made absolute without resolving symbolic links: data/CIFAKE may be a link to the data elsewhere."""
+    return Path(os.path.normpath(os.path.abspath(path)))
+
+
+def shown(path):
+    """A path as messages and reports show it: relative to the repo root when inside it (no machine's paths)."""
+    path = absolute(path)
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
 def config_path(key, config=None):
     """The absolute path stored under `key` in config.json (relative entries are taken from the repo root)."""
     config = load_config() if config is None else config
     value = config.get(key)
     if not isinstance(value, str) or not value:
         raise ProjectError(f"config.json: key '{key}' is missing or not a path string")
-    return (REPO_ROOT / value).resolve()
+    return absolute(REPO_ROOT / value)
 
 
 def dataset_dir(key, sample=False):
     """A dataset folder from config.json (`CIFAKE_dir`, `CIFAR100_dir`, `AGIRI_dir`), or with sample=True its
-    generated stand-in under sample_dir (data/sample/CIFAKE, ...), generated on first use."""
+    generated stand-in under sample_dir (data/sample/CIFAKE, ...). Only a path: nothing is generated here."""
     real = config_path(key)
-    if not sample:
-        return real
-    folder = config_path("sample_dir") / real.name
-    if not folder.is_dir():
-        from make_sample_data import make_sample_data
-        print("generating the sample data (python code/make_sample_data.py) ...")
-        make_sample_data()
-    return folder
+    return config_path("sample_dir") / real.name if sample else real
+
+
+def cifake_root(data=None, sample=False):
+    """The CIFAKE folder: `data` if given (a --data flag), the generated sample with `sample`, else config.json's."""
+    return absolute(data) if data else dataset_dir("CIFAKE_dir", sample)
 
 
 def model_path(name_or_path, config=None):
@@ -63,8 +74,13 @@ def model_path(name_or_path, config=None):
         return config_path(name_or_path, config)
     path = Path(name_or_path)
     if path.suffix == ".pth" or len(path.parts) > 1:
-        return path.resolve()
+        return absolute(path)
     return REPO_ROOT / "models" / f"{name_or_path}.pth"
+
+
+def model_file(name, sample=False):
+    """Where a shipped model lives: models/ for real data, data/sample/models/ for the sample data."""
+    return config_path("sample_dir") / "models" / f"{name}.pth" if sample else model_path(name)
 
 
 def pick_device(name="auto"):
@@ -90,6 +106,7 @@ def fast_bfloat16(device):
 
 
 def seed_everything(seed):
+    """Python's, NumPy's and PyTorch's generators (every device's) from one seed."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

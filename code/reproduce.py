@@ -1,81 +1,135 @@
 """Reproduce the whole study with one command: models, CIFAKE test, robustness, CIFAR-100 and AGIRI transfer.
 
-    python code/reproduce.py                 # real data in data/ -> notes/results/report.md + figures
+    python code/reproduce.py                 # real data in data/ -> notes/results/ (report, results.json, figures)
     python code/reproduce.py --sample        # generated sample data -> data/sample/results/ (stamped as such)
 
-The four shipped models (base, attention, mini, strong) are loaded from models/ (or, with --sample,
-trained on the sample data into data/sample/models/); --retrain trains them again with train.py's
-recipes. A dataset that is not in data/ is skipped with one line. Thresholds: 0.5 and each model's
-validation-chosen threshold. The report also tables robustness to JPEG, resizing, blur, flips and noise.
+The shipped models (training.SHIPPED_MODELS) are loaded from models/ (or, with --sample, trained on the sample
+data into data/sample/models/); --retrain trains them again. A dataset that is not in data/ is skipped with one
+line. On real data the README's results tables (between `<!-- results:NAME -->` markers) are rewritten from
+results.json, so no figure there is typed by hand. Scores are kept in data/.scores/, keyed by the model file's
+and the images' contents, so a second run only scores what changed.
 """
-import argparse
+import hashlib
+import json
+import re
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import matplotlib
-
-matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
+import cli
 import figures
 from classes import load_agiri, load_cifake, load_cifar100
-from evaluate import (accounting_table, accuracy_by_group, cifar100_transfer, evaluate_cifake, score_at_threshold,
-                      score_dataset, summary_row)
-from make_sample_data import STAND_IN_NOTE
+from evaluate import (accounting_table, accuracy_by_group, bootstrap_intervals, cifar100_transfer, evaluate_cifake,
+                      score_at_threshold, score_dataset, summary_row)
+from project import REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, dataset_dir, git_commit, model_file, pick_device
 from robustness import perturbation_table, wide_table
-from project import REPO_ROOT, ProjectError, config_path, dataset_dir, git_commit, pick_device
-from train import MODEL_RECIPES, train_or_load
+from training import SHIPPED_MODELS, train_or_load
 
-# The original study's figures (../shared/reference.md), at threshold 0.5.
+# The original study's figures and the published anchors (../shared/reference.md), at threshold 0.5.
 ORIGINAL_STUDY = pd.DataFrame({
     "CIFAKE test accuracy": {"base_model": 0.9170, "attn_model": 0.9206, "mini_model": None},
     "CIFAR-100 share called real": {"base_model": 0.9291, "attn_model": 0.9131, "mini_model": 0.9037},
     "AGIRI accuracy": {"base_model": 0.5480, "attn_model": 0.5329, "mini_model": 0.6100},
 })
-PAPER_ACCURACY = 0.9298                       # Bird & Lotfi 2024, best of 36 CNNs
+PAPER_ACCURACY = 0.9298                       # Bird & Lotfi 2024, the best of their 36 CNNs
+ANCHORS = {"published 3-block CNN from scratch": {"parameters": 288_000, "accuracy": 0.9762, "auroc": 0.9974},
+           "this repo's target": {"parameters": 300_000, "accuracy": 0.98, "auroc": 0.998}}
+REPLICATION, STRONG = ("base_model", "attn_model", "mini_model"), ("strong_model", "strong_aug_model")
 
 
 class Report:
-    """Markdown sections and PNG figures written into one folder."""
+    """Markdown sections and PNG figures written into one folder, and every figure as results.json."""
 
     def __init__(self, out, stamp):
-        self.out, self.lines = Path(out), [stamp, ""] if stamp else []
+        self.out, self.lines, self.results = Path(out), [stamp, ""] if stamp else [], {}
         self.out.mkdir(parents=True, exist_ok=True)
 
     def text(self, *lines):
         self.lines += [*lines, ""]
 
     def table(self, frame, floatfmt=".4f"):
-        self.text(frame.to_markdown(floatfmt=floatfmt))
+        self.text(markdown(frame, floatfmt))
 
     def figure(self, fig, name, caption):
         fig.savefig(self.out / name, dpi=110, bbox_inches="tight")
-        matplotlib.pyplot.close(fig)
+        plt.close(fig)
         self.text(f"![{caption}]({name})")
 
     def write(self):
+        (self.out / "results.json").write_text(json.dumps(self.results, indent=2, default=float) + "\n")
         path = self.out / "report.md"
         path.write_text("\n".join(self.lines))
         return path
 
 
-def cifake_section(report, models, sidecars, root, device):
+def markdown(frame, floatfmt=".4f"):
+    """A table as Markdown: whole-number columns as integers, the others with `floatfmt`."""
+    frame = frame.copy()
+    for column in frame.columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if values.notna().all() and (values % 1 == 0).all() and frame[column].dtype != bool:
+            frame[column] = values.astype(int).astype(str)
+    return frame.to_markdown(floatfmt=floatfmt)
+
+
+class ScoreStore:
+    """P(real) of a model on a set of images, kept on disk under a key of the model file's bytes, the images'
+    contents and the perturbation; computed only when missing."""
+
+    def __init__(self, folder, model_files):
+        self.folder = Path(folder)
+        self.model_keys = {name: hashlib.sha1(path.read_bytes()).hexdigest()[:16] for name, path in model_files.items()}
+
+    def __call__(self, model_name, images_key, compute):
+        path = self.folder / f"{self.model_keys[model_name]}-{images_key}.npy"
+        if path.is_file():
+            return np.load(path)
+        scores = compute()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        np.save(path, scores)
+        return scores
+
+    def for_dataset(self, dataset, extra=""):
+        """A scoring hook for `dataset`: (model name, perturbation name, compute) -> scores."""
+        key = hashlib.sha1(dataset.images.numpy().tobytes()).hexdigest()[:16]
+        return lambda model_name, perturbation, compute: self(
+            model_name, f"{key}{extra}-{re.sub(r'[^a-z0-9]+', '_', perturbation)}", compute)
+
+
+def cifake_section(report, models, sidecars, root, device, store):
     test, train = load_cifake(root, "test"), load_cifake(root, "train", verbose=False)
     labels, rows, scores, sweeps = test.labels.numpy(), {}, {}, {}
+    score = store.for_dataset(test)
     for name, model in models.items():
-        result, sweep, scores[name] = evaluate_cifake(model, test, 0.5, device, train)
-        removed = result["deduplicated"]["removed"]
+        scores[name] = score(name, "none", lambda: score_dataset(model, test, device))
+        result, sweeps[name], _ = evaluate_cifake(model, test, 0.5, device, train, scores=scores[name])
         at_val = score_at_threshold(labels, scores[name], sidecars[name]["threshold"])
+        intervals = bootstrap_intervals(labels, scores[name], sidecars[name]["threshold"])
         rows[name] = {**summary_row(result), "val threshold": sidecars[name]["threshold"],
-                      "accuracy at val threshold": at_val["accuracy"]}
-        sweeps[name] = sweep
-    table = pd.DataFrame(rows).T.astype({"n": int})
+                      "accuracy at val threshold": at_val["accuracy"],
+                      "accuracy at val threshold, 95% low": intervals["accuracy"][0],
+                      "accuracy at val threshold, 95% high": intervals["accuracy"][1],
+                      "auroc, 95% low": intervals["auroc"][0], "auroc, 95% high": intervals["auroc"][1],
+                      "parameters": sidecars[name]["parameters"], "epochs": sidecars[name]["epochs"],
+                      "recipe": sidecars[name].get("recipe", "original"),
+                      "training seconds": sidecars[name]["wall_seconds"]}
+    removed = result["deduplicated"]["removed"]
+    table = pd.DataFrame(rows).T
+    report.results["cifake_test"] = {"n": len(test), "leaked_removed": removed, "models": rows}
     report.text(f"## CIFAKE test ({len(test)} images)", f"Threshold 0.5 unless stated; `accuracy_dedup` leaves out "
-                f"the {removed} test files that are byte-identical to training files.")
-    report.table(table)
+                f"the {removed} test files that are byte-identical to training files; intervals: 95% bootstrap, "
+                f"1,000 resamples of the test images.")
+    headline = ["n", "accuracy", "called_real", "auroc", "ap", "f1_fake", "f1_real", "accuracy_dedup", "val threshold",
+                "accuracy at val threshold"]
+    report.table(table[headline])
+    report.text("95% intervals at each model's validation threshold, and training:")
+    report.table(table.drop(columns=headline))
     for name, sweep in sweeps.items():
         report.figure(figures.sweep_curves(sweep, f"{name} on {test.name}"), f"sweep_{name}.png", f"{name} sweep")
     report.figure(figures.roc_curves(labels, scores, test.name), "roc_cifake.png", "ROC curves on CIFAKE test")
@@ -86,60 +140,113 @@ def cifake_section(report, models, sidecars, root, device):
                              for n, s in scores.items()})
     report.text("### Accuracy per CIFAR-10 content class (both labels)")
     report.table(by_class.sort_values(next(iter(scores))))
-    return table
+    return table["accuracy"]
 
 
-def cifar100_section(report, models, root, device):
+def cifar100_section(report, models, root, device, store):
     data = load_cifar100(root, "test")
-    scores = {name: score_dataset(model, data, device) for name, model in models.items()}
+    score = store.for_dataset(data)
+    scores = {name: score(name, "none", lambda: score_dataset(model, data, device)) for name, model in models.items()}
     transfer = cifar100_transfer(scores, data)
-    report.text(f"## CIFAR-100 test ({len(data)} images, all real): share called real at 0.5")
+    report.results["cifar100"] = {"n": len(data), "share_called_real": transfer["overall"].to_dict()}
+    report.text(f"## CIFAR-100 ({len(data)} images, all real): share called real at 0.5")
     report.table(transfer["overall"].to_frame())
     report.text("### Per coarse class (worst first)")
     report.table(transfer["coarse"])
     report.figure(figures.grouped_bars(transfer["coarse"], "share called real", "CIFAR-100 coarse classes"),
                   "cifar100_coarse.png", "share called real per coarse class")
-    report.text("### The five worst and best fine classes", transfer["fine"].head(5).to_markdown(floatfmt=".3f"),
-                "", transfer["fine"].tail(5).to_markdown(floatfmt=".3f"))
+    report.text("### The five worst and best fine classes", markdown(transfer["fine"].head(5), ".3f"), "",
+                markdown(transfer["fine"].tail(5), ".3f"))
     return transfer["overall"]
 
 
-def agiri_section(report, models, sidecars, root, device):
+def agiri_section(report, models, sidecars, root, device, store):
     datasets = {p: load_agiri(root, preprocess=p) for p in ("resize", "center_crop", "multi_crop")}
     report.text("## AGIRI test: every file accounted for")
-    report.table(accounting_table(datasets), floatfmt="d")
+    report.table(accounting_table(datasets))
     rows = {}
     for prep, data in datasets.items():
+        score = store.for_dataset(data, f"-{prep}")
         for name, model in models.items():
-            scores = score_dataset(model, data, device)
+            scores = score(name, "none", lambda: score_dataset(model, data, device))
             labels = data.labels.numpy()
-            at_half = score_at_threshold(labels, scores, 0.5)
             at_val = score_at_threshold(labels, scores, sidecars[name]["threshold"])
-            rows[(name, prep)] = {**summary_row(at_half), "accuracy at val threshold": at_val["accuracy"]}
-    table = pd.DataFrame(rows).T.astype({"n": int}).rename_axis(["model", "preprocessing"])
+            rows[(name, prep)] = {**summary_row(score_at_threshold(labels, scores, 0.5)),
+                                  "accuracy at val threshold": at_val["accuracy"]}
+    table = pd.DataFrame(rows).T.rename_axis(["model", "preprocessing"])
+    report.results["agiri"] = {f"{m} {p}": row for (m, p), row in rows.items()}
     report.text(f"## AGIRI test ({len(datasets['resize'])} images): three preprocessings")
     report.table(table)
     return table.xs("resize", level=1)["accuracy"]
 
 
-def robustness_section(report, models, root, device):
+def robustness_section(report, models, root, device, store):
     test = load_cifake(root, "test", verbose=False)
-    table = perturbation_table(models, test, device)
+    table = perturbation_table(models, test, device, score=store.for_dataset(test))
+    report.results["robustness"] = {"n": len(test), "threshold": 0.5, "results": [
+        {"perturbation": p, "model": m, **row} for (p, m), row in table.to_dict(orient="index").items()]}
     report.text(f"## Robustness on CIFAKE test ({len(test)} images, threshold 0.5)",
-                "`python code/test.py --perturb` gives the same table.")
+                "`python code/robustness.py` gives the same table.")
     wide = wide_table(table)
     wide.columns = [f"{metric} {model}" for metric, model in wide.columns]
     report.table(wide)
     report.figure(figures.robustness_bars(table), "robustness.png", "accuracy and AUROC under perturbations")
 
 
+def readme_tables(results):
+    """The README's results tables, from results.json: {marker name: markdown}."""
+    models = results["cifake_test"]["models"]
+    pct = lambda v: f"{v:.2%}"
+    interval = lambda m, key: f"{pct(m[f'{key}, 95% low'])}-{pct(m[f'{key}, 95% high'])}"
+    original = ORIGINAL_STUDY["CIFAKE test accuracy"]
+    replication = pd.DataFrame({name: {
+        "epochs": models[name]["epochs"], "accuracy at 0.5": pct(models[name]["accuracy"]),
+        "at the validation threshold": f"{pct(models[name]['accuracy at val threshold'])} "
+                                       f"(thr {models[name]['val threshold']:.3f})",
+        "F1 fake / real": f"{models[name]['f1_fake']:.3f} / {models[name]['f1_real']:.3f}",
+        "AUROC": f"{models[name]['auroc']:.4f}", "AP": f"{models[name]['ap']:.4f}",
+        "accuracy, leaked fakes removed": pct(models[name]["accuracy_dedup"]),
+        "original study": "" if pd.isna(original.get(name)) else pct(original[name])}
+        for name in REPLICATION if name in models}).T
+    strong = {name: {"parameters": f"{models[name]['parameters']:,}", "accuracy at 0.5": pct(models[name]["accuracy"]),
+                     "at the validation threshold (95% interval)":
+                         f"{pct(models[name]['accuracy at val threshold'])} ({interval(models[name], 'accuracy at val threshold')})",
+                     "AUROC (95% interval)": f"{models[name]['auroc']:.4f} ({models[name]['auroc, 95% low']:.4f}-"
+                                             f"{models[name]['auroc, 95% high']:.4f})",
+                     "AP": f"{models[name]['ap']:.4f}", "training": f"{models[name]['training seconds']:,.0f} s"}
+              for name in STRONG if name in models}
+    for name, anchor in ANCHORS.items():
+        strong[name] = {"parameters": f"<= {anchor['parameters']:,}" if "target" in name else f"{anchor['parameters']:,}",
+                        "accuracy at 0.5": "" if "target" in name else pct(anchor["accuracy"]),
+                        "at the validation threshold (95% interval)": pct(anchor["accuracy"]) if "target" in name else "",
+                        "AUROC (95% interval)": f"{anchor['auroc']:.4f}", "AP": "", "training": ""}
+    tables = {"replication": replication.to_markdown(), "strong": pd.DataFrame(strong).T.to_markdown()}
+    if "robustness" in results:
+        rows = pd.DataFrame(results["robustness"]["results"])
+        wide = rows.pivot(index="perturbation", columns="model", values="accuracy")
+        wide = wide.loc[rows["perturbation"].drop_duplicates(), rows["model"].drop_duplicates()]
+        auroc = rows.pivot(index="perturbation", columns="model", values="auroc").loc[wide.index, wide.columns]
+        cells = wide.map(pct) + " / " + auroc.map(lambda v: f"{v:.4f}")
+        tables["robustness"] = cells.rename_axis("accuracy / AUROC").to_markdown()
+    return tables
+
+
+def update_readme(tables, path=REPO_ROOT / "README.md"):
+    """Replace each `<!-- results:NAME -->` ... `<!-- /results:NAME -->` block of the README with its table."""
+    text = path.read_text()
+    for name, table in tables.items():
+        pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.S)
+        if not pattern.search(text):
+            raise ProjectError(f"{path.name} has no <!-- results:{name} --> block to fill")
+        text = pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
+    path.write_text(text)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sample", action="store_true", help="run on the generated sample data (a stand-in)")
+    parser = cli.parser(__doc__)
     parser.add_argument("--out", help="output folder (default notes/results/, or data/sample/results/ with --sample)")
-    parser.add_argument("--retrain", action="store_true", help="train the four models again")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args(argv)
+    parser.add_argument("--retrain", action="store_true", help="train the shipped models again")
+    args = cli.parse(parser, argv)
 
     started, device = time.perf_counter(), pick_device(args.device)
     sample_dir = config_path("sample_dir")
@@ -148,15 +255,16 @@ def main(argv=None):
     report = Report(out, stamp)
     report.text("# Reproduction report", f"`python code/reproduce.py{' --sample' if args.sample else ''}` on {device}, "
                 f"commit {git_commit()}.")
-    loaded = {name: train_or_load(name, args.sample, args.retrain, device) for name in MODEL_RECIPES}
+    loaded = {name: train_or_load(name, args.sample, args.retrain, device) for name in SHIPPED_MODELS}
     models = {name: model for name, (model, _) in loaded.items()}
     sidecars = {name: sidecar for name, (_, sidecar) in loaded.items()}
+    store = ScoreStore(REPO_ROOT / "data" / ".scores", {name: model_file(name, args.sample) for name in models})
     cifake, cifar100, agiri = (dataset_dir(key, args.sample) for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir"))
     sections = {
-        "CIFAKE test accuracy": lambda: cifake_section(report, models, sidecars, cifake, device)["accuracy"],
-        "robustness": lambda: robustness_section(report, models, cifake, device),
-        "CIFAR-100 share called real": lambda: cifar100_section(report, models, cifar100, device),
-        "AGIRI accuracy": lambda: agiri_section(report, models, sidecars, agiri, device),
+        "CIFAKE test accuracy": lambda: cifake_section(report, models, sidecars, cifake, device, store),
+        "robustness": lambda: robustness_section(report, models, cifake, device, store),
+        "CIFAR-100 share called real": lambda: cifar100_section(report, models, cifar100, device, store),
+        "AGIRI accuracy": lambda: agiri_section(report, models, sidecars, agiri, device, store),
     }
     ours = {}
     for name, run in sections.items():
@@ -167,15 +275,15 @@ def main(argv=None):
             report.text(f"## {name}: skipped", f"{e}")
     comparison = pd.DataFrame({f"{metric} ({who})": table[metric] for metric in ORIGINAL_STUDY
                                for who, table in (("ours", pd.DataFrame(ours)), ("original", ORIGINAL_STUDY))
-                               if metric in table}, index=list(MODEL_RECIPES))
+                               if metric in table}, index=list(SHIPPED_MODELS))
     report.text("## Beside the original study (threshold 0.5)", f"The CIFAKE paper's best CNN: {PAPER_ACCURACY:.2%}.")
     report.table(comparison)
     report.text(f"Total time {time.perf_counter() - started:.0f} s.")
     print(f"wrote {report.write()}")
+    if not args.sample and not args.out and "cifake_test" in report.results:
+        update_readme(readme_tables(report.results))
+        print("rewrote the results tables of README.md")
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ProjectError as e:
-        sys.exit(f"error: {e}")
+    cli.run(main)

@@ -1,12 +1,27 @@
 """Perturbations a detector meets in the wild (re-compression, resizing, blur, noise), for robustness tests
-and as train-time augmentation. Every function maps uint8 images N x 3 x H x W to the same shape and dtype."""
+and as train-time augmentation. Every function maps uint8 images N x 3 x H x W to the same shape and dtype.
+
+    python code/robustness.py                          # every shipped model on CIFAKE test, each perturbation
+    python code/robustness.py -mf strong_aug_model --json robust.json --plot robust.png
+"""
+import functools
 import io
+import sys
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.functional import gaussian_blur
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import cli
+from classes import load_cifake, load_model
+from evaluate import predict_scores, score_at_threshold
+from project import ProjectError, cifake_root, model_file, model_path, pick_device
 
 
 def jpeg(images, quality):
@@ -65,16 +80,17 @@ def augment(images, kinds, seed):
     return out
 
 
-def perturbation_table(models, dataset, device="cpu", perturbations=PERTURBATIONS, threshold=0.5):
-    """Accuracy (at `threshold`) and AUROC of each model on `dataset` under each perturbation:
-    a DataFrame indexed by (perturbation, model)."""
-    import pandas as pd
-    from evaluate import predict_scores, score_at_threshold
+def perturbation_table(models, dataset, device="cpu", perturbations=PERTURBATIONS, threshold=0.5, score=None):
+    """Accuracy (at `threshold`) and AUROC of each model on `dataset` under each perturbation: a DataFrame indexed
+    by (perturbation, model). `score(model_name, perturbation_name, compute)` may stand between the table and
+    `compute()`, the scoring itself (reproduce.py keeps scores on disk that way)."""
     rows, labels = {}, dataset.labels.numpy()
+    score = score or (lambda model_name, perturbation_name, compute: compute())
     for name, perturb in perturbations.items():
-        images = perturb(dataset.images)
+        perturbed = functools.cache(lambda perturb=perturb: perturb(dataset.images))    # once, and only if needed
         for model_name, model in models.items():
-            r = score_at_threshold(labels, predict_scores(model, images, device), threshold)
+            compute = lambda model=model: predict_scores(model, perturbed(), device)
+            r = score_at_threshold(labels, score(model_name, name, compute), threshold)
             rows[name, model_name] = {"accuracy": r["accuracy"], "auroc": r["auroc"]}
     return pd.DataFrame(rows).T.rename_axis(["perturbation", "model"])
 
@@ -82,3 +98,37 @@ def perturbation_table(models, dataset, device="cpu", perturbations=PERTURBATION
 def wide_table(table):
     """A perturbation_table as one row per perturbation (in PERTURBATIONS order), one column per metric and model."""
     return table.unstack("model").loc[[p for p in PERTURBATIONS if p in table.index.get_level_values(0)]]
+
+
+def main(argv=None):
+    from training import SHIPPED_MODELS               # here: training imports this module for augment()
+    parser = cli.parser(__doc__, data="CIFAKE folder")
+    parser.add_argument("-mf", "--model-file", help="one model (config key, name or path; default: every shipped one)")
+    parser.add_argument("--split", default="test", choices=["test", "train"])
+    parser.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+    parser.add_argument("--plot", metavar="PATH", help="save the bar chart")
+    args = cli.parse(parser, argv)
+    device = pick_device(args.device)
+    if args.model_file:
+        paths = [model_path(args.model_file)]
+    else:
+        paths = [p for p in (model_file(name, args.sample) for name in SHIPPED_MODELS) if p.is_file()]
+    if not paths:
+        raise ProjectError("no trained models found: train them first (python code/reproduce.py trains any missing)")
+    models = {p.stem: load_model(p, device)[0] for p in paths}
+    dataset = load_cifake(cifake_root(args.data, args.sample), args.split)
+    table = perturbation_table(models, dataset, device)
+    print(f"\nrobustness on {dataset.name} (n = {len(dataset)}, threshold 0.5):\n"
+          f"{wide_table(table).to_string(float_format=lambda v: f'{v:.4f}')}")
+    if args.json:
+        records = [{"perturbation": p, "model": m, **row} for (p, m), row in table.to_dict(orient="index").items()]
+        cli.write_json(args.json, {"dataset": dataset.name, "n": len(dataset), "threshold": 0.5,
+                                   "sample_data": args.sample, "results": records})
+    if args.plot:
+        from figures import robustness_bars
+        cli.save_figure(robustness_bars(table), args.plot)
+    return table
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -21,11 +21,15 @@ def sample_root():
 
 @pytest.fixture(scope="session")
 def sample_model(sample_root, tmp_path_factory):
-    """A CNN trained for a few epochs on the sample CIFAKE, saved like train.py saves: (path, history)."""
-    from classes import load_cifake, save_model
-    from train import split_train_val, train_model
+    """A CNN trained on the sample CIFAKE, saved like train.py saves: (path, history). The fast recipe at batch 32
+    for 8 epochs, in float32 on every CPU: seeds 0-4 all end at 99.5-100% validation accuracy here, where the
+    original recipe's constant lr swings between 52% and 90% from epoch to epoch."""
+    from dataclasses import replace
+
+    from classes import load_cifake, save_model, split_train_val
+    from training import RECIPES, train_model
     train, val = split_train_val(load_cifake(sample_root / "CIFAKE", "train", verbose=False))
-    model, history = train_model(train, val, epochs=6, lr=0.01, progress=False)
+    model, history = train_model(train, val, replace(RECIPES["fast"], batch_size=32, epochs=8, amp=False), progress=False)
     path = tmp_path_factory.mktemp("models") / "sample_model.pth"
     save_model(model, path, history["threshold"], {"history": history["epochs"]})
     return path, history

@@ -1,70 +1,13 @@
-"""predict.py and the explanations (Grad-CAM maps, SRM gates)."""
-import json
-import subprocess
-import sys
+"""explain.py: Grad-CAM maps and SRM gates."""
+from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-from PIL import Image
 
-from classes import StrongCNN, load_cifake, load_model
+from classes import StrongCNN, load_cifake, load_model, split_train_val
 from explain import cam_maps, gate_statistics, overlay, srm_gates
-from project import REPO_ROOT
-from train import split_train_val, train_model
-
-
-def predict(*args):
-    return subprocess.run([sys.executable, "code/predict.py", *map(str, args)], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory):
-    """Images of every mode and a few formats, one unreadable file."""
-    folder = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    rgb = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
-    for mode in ("RGB", "L", "LA", "RGBA", "P", "CMYK", "1"):
-        rgb.convert(mode).save(folder / f"m_{mode}.{'jpg' if mode in ('RGB', 'L', 'CMYK') else 'png'}")
-    Image.fromarray(rng.integers(0, 65535, (40, 40), dtype=np.uint16)).save(folder / "deep.png")
-    rgb.save(folder / "sub.webp")
-    (folder / "nested").mkdir()
-    rgb.resize((20, 20)).save(folder / "nested" / "tiny.jpg")
-    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    return folder
-
-
-def test_predict_scores_every_mode_and_lists_the_broken_file(sample_model, image_folder, tmp_path):
-    model, _ = sample_model
-    result = predict(image_folder, "-mf", model, "--csv", tmp_path / "s.csv", "--json", tmp_path / "s.json",
-                     "--preprocess", "multi_crop")
-    assert result.returncode == 1                                   # one file failed
-    assert "broken.jpg" in result.stderr and "corrupt image data" in result.stderr
-    table = pd.read_csv(tmp_path / "s.csv")
-    assert len(table) == 10 and set(table.columns) >= {"path", "p_real", "label", "model", "threshold", "preprocess"}
-    assert table["p_real"].between(0, 1).all() and set(table["label"]) <= {"Real", "Fake"}
-    assert (table["preprocess"] == "multi_crop").all() and any("tiny.jpg" in p for p in table["path"])
-    assert len(json.loads((tmp_path / "s.json").read_text())) == 10
-
-
-def test_predict_exit_zero_when_all_read_and_threshold_flag(sample_model, image_folder, tmp_path):
-    model, _ = sample_model
-    result = predict(image_folder / "m_RGB.jpg", image_folder / "nested", "-mf", model, "-thr", "0",
-                     "--json", tmp_path / "s.json")
-    assert result.returncode == 0, result.stderr
-    rows = json.loads((tmp_path / "s.json").read_text())
-    assert len(rows) == 2 and all(r["label"] == "Real" and r["threshold"] == 0 for r in rows)
-    missing = predict(tmp_path / "nothing_here", "-mf", model)
-    assert missing.returncode != 0 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
-
-
-def test_predict_explain_writes_overlays(sample_model, image_folder, tmp_path):
-    model, _ = sample_model
-    result = predict(image_folder / "nested", image_folder / "m_RGB.jpg", "-mf", model, "--explain", tmp_path / "x")
-    assert result.returncode == 0, result.stderr
-    assert len(list((tmp_path / "x").glob("*.png"))) == 2
+from training import RECIPES, train_model
 
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
@@ -81,7 +24,8 @@ def test_cam_maps_of_a_trained_model(sample_model, sample_root, method):
 
 def test_srm_gates_one_value_per_channel_in_open_unit_interval(sample_root):
     train, val = split_train_val(load_cifake(sample_root / "CIFAKE", "train", verbose=False))
-    model, _ = train_model(train.subset(range(0, len(train), 3)), val, epochs=1, attn=True, progress=False)
+    model, _ = train_model(train.subset(range(0, len(train), 3)), val, replace(RECIPES["original"], epochs=1), arch_kwargs={"attn": True},
+                           progress=False)
     gates = srm_gates(model, val.images)
     assert gates.shape == (len(val), 6) and ((gates > 0) & (gates < 1)).all()
     table = gate_statistics(gates, val.labels.numpy())

@@ -1,30 +1,25 @@
-"""The data layer: the three on-disk formats, decoding, accounting, the cache and the batcher."""
-import io
+"""classes.py: the three datasets (formats, accounting, content classes, the validation split), the batcher, the
+networks and the checkpoints; the real CIFAKE's facts where it is unpacked in data/CIFAKE."""
+import json
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import classes
-from classes import (FAKE, REAL, Batcher, load_agiri, load_cifake, load_cifar100, normalise,
-                     parse_cifar10_class, to_rgb)
-from project import REPO_ROOT, ProjectError, config_path
+from classes import (CIFAKE_CNN, FAKE, REAL, Batcher, SRMLayer, StrongCNN, build_model, count_parameters,
+                     high_frequency_residual, load_agiri, load_cifake, load_cifar100, load_model, normalise,
+                     parse_cifar10_class, save_model, single_view, split_train_val)
+from project import REPO_ROOT, ProjectError
+
 
 REAL_CIFAKE = REPO_ROOT / "data" / "CIFAKE"
 
 
-def png_bytes(img):
-    buffer = io.BytesIO()
-    img.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-# -- CIFAKE -------------------------------------------------------------------------------------
+# -- CIFAKE --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name, expected", [("12.jpg", 0), ("12 (2).jpg", 1), ("4999 (10).jpg", 9),
                                             ("7 (11).jpg", -1), ("cat.jpg", -1), ("3 (1).jpg", 0)])
@@ -42,36 +37,6 @@ def test_sample_cifake_reads_back_exactly(sample_root):
         assert torch.equal(data.images[i], torch.from_numpy(pil).permute(2, 0, 1))
         assert data.labels[i] == (REAL if "/REAL/" in data.sources[i] else FAKE)
     assert data.report.found == data.report.loaded == 400 and not data.report.skipped
-
-
-def test_cache_is_used_then_rebuilt_when_a_file_changes(sample_root, tmp_path, monkeypatch):
-    import shutil
-    root = tmp_path / "CIFAKE"
-    shutil.copytree(sample_root / "CIFAKE" / "test", root / "test")
-    calls = []
-    decode = classes.decode_files
-    monkeypatch.setattr(classes, "decode_files", lambda *a, **k: calls.append(1) or decode(*a, **k))
-    first = load_cifake(root, "test")
-    second = load_cifake(root, "test")
-    assert len(calls) == 1 and torch.equal(first.images, second.images)
-    assert first.sources == second.sources and np.array_equal(first.digests, second.digests)
-    assert not list((root / ".cache").glob("*.tmp"))          # atomic writes leave no temporaries
-    changed = root / first.sources[0]
-    changed.write_bytes(png_bytes(Image.new("RGB", (32, 32), (255, 0, 0))))
-    third = load_cifake(root, "test")
-    assert len(calls) == 2 and third.images[0, 0].min() == 255  # the changed file was decoded again
-    (root / "test" / "REAL" / "999.jpg").write_bytes(png_bytes(Image.new("RGB", (32, 32))))
-    assert len(load_cifake(root, "test")) == len(first) + 1 and len(calls) == 3
-
-
-def test_damaged_cache_is_rebuilt(sample_root, tmp_path):
-    import shutil
-    root = tmp_path / "CIFAKE"
-    shutil.copytree(sample_root / "CIFAKE" / "test", root / "test")
-    first = load_cifake(root, "test")
-    for f in (root / ".cache").iterdir():
-        f.write_bytes(b"garbage")
-    assert torch.equal(load_cifake(root, "test").images, first.images)
 
 
 def test_missing_cifake_gives_one_clear_line(tmp_path):
@@ -92,7 +57,15 @@ def test_missing_dataset_in_cli_is_one_line_without_traceback(tmp_path):
     assert run.stderr.startswith("error: CIFAKE not found")
 
 
-# -- CIFAR-100 ----------------------------------------------------------------------------------
+def test_validation_split_is_stratified_and_disjoint(sample_root):
+    data = load_cifake(sample_root / "CIFAKE", "train", verbose=False)
+    train, val = split_train_val(data, 0.1, seed=0)
+    assert len(val) == 200 and len(train) == 1800 and not set(train.sources) & set(val.sources)
+    assert (val.labels == 1).sum() == 100 and val.classes.bincount().tolist() == [20] * 10
+    assert split_train_val(data, 0.1, seed=0)[1].sources == val.sources
+
+
+# -- CIFAR-100 and AGIRI -------------------------------------------------------------------------
 
 def test_sample_cifar100_has_every_class(sample_root):
     data = load_cifar100(sample_root / "CIFAR100", "test")
@@ -132,8 +105,6 @@ def test_cifar100_bad_files_are_clear_errors(tmp_path):
         load_cifar100(tmp_path, "test")
 
 
-# -- AGIRI and image decoding -------------------------------------------------------------------
-
 def test_sample_agiri_accounts_for_every_file(sample_root):
     data = load_agiri(sample_root / "ai-generated-images-vs-real-images", use_cache=False)
     files = [p for p in (sample_root / "ai-generated-images-vs-real-images" / "test").rglob("*") if p.is_file()]
@@ -159,49 +130,14 @@ def test_agiri_class_folders_are_case_insensitive(tmp_path):
     assert sorted(data.labels.tolist()) == [FAKE, REAL]
 
 
-def test_to_rgb_handles_every_mode():
-    rgba = Image.new("RGBA", (4, 4), (255, 0, 0, 0))                    # fully transparent red
-    assert np.asarray(to_rgb(rgba)).tolist()[0][0] == [255, 255, 255]    # composited on white
-    half = Image.new("LA", (4, 4), (0, 128))
-    assert np.asarray(to_rgb(half))[0, 0].tolist() == [127, 127, 127]
-    deep = Image.fromarray(np.full((4, 4), 65535, dtype=np.uint16))      # 16-bit white
-    assert deep.mode.startswith("I;16") and np.asarray(to_rgb(deep))[0, 0].tolist() == [255, 255, 255]
-    palette = Image.new("P", (4, 4))
-    palette.putpalette([0, 0, 255] + [0] * 765)
-    assert np.asarray(to_rgb(palette))[0, 0].tolist() == [0, 0, 255]
-    cmyk = Image.new("CMYK", (4, 4), (0, 255, 255, 0))                  # pure red in CMYK
-    assert np.asarray(to_rgb(cmyk))[0, 0].tolist() == [255, 0, 0]
-    assert to_rgb(Image.new("L", (4, 4), 9)).mode == "RGB"
+def test_subset_keeps_every_field_aligned(sample_root):
+    data = load_agiri(sample_root / "ai-generated-images-vs-real-images", preprocess="multi_crop")
+    part = data.subset([2, 5])
+    assert part.sources == [data.sources[2], data.sources[5]]
+    assert torch.equal(part.images[9:], data.images[45:54]) and part.labels.tolist() == data.labels[[2, 5]].tolist()
 
 
-def test_exif_rotation_is_applied():
-    img = Image.new("RGB", (64, 32), (0, 0, 0))
-    img.paste((255, 255, 255), (0, 0, 32, 32))                           # left half white
-    exif = Image.Exif()
-    exif[0x0112] = 6                                                      # rotate 90 degrees clockwise
-    buffer = io.BytesIO()
-    img.save(buffer, "JPEG", exif=exif, quality=95)
-    rotated = to_rgb(Image.open(io.BytesIO(buffer.getvalue())))
-    assert rotated.size == (32, 64) and np.asarray(rotated)[5, 16].mean() > 200   # white now on top
-
-
-def test_large_jpeg_resize_matches_a_full_decode():
-    rng = np.random.default_rng(0)
-    smooth = Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).resize((1500, 1000), Image.BICUBIC)
-    buffer = io.BytesIO()
-    smooth.save(buffer, "JPEG", quality=95)
-    fast = classes.decode_image(buffer.getvalue(), "resize")[0].astype(int)
-    full = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB").resize((32, 32), Image.BILINEAR))
-    assert fast.shape == (32, 32, 3) and np.abs(fast - full).mean() < 4
-
-
-def test_decompression_bomb_guard_is_raised_only_inside_the_loader():
-    before = Image.MAX_IMAGE_PIXELS
-    classes.decode_files([], max_pixels=classes.AGIRI_MAX_PIXELS)
-    assert Image.MAX_IMAGE_PIXELS == before
-
-
-# -- Batcher ------------------------------------------------------------------------------------
+# -- The batcher ---------------------------------------------------------------------------------
 
 def small_set(n=10):
     images = torch.arange(n, dtype=torch.uint8).repeat_interleave(3 * 32 * 32).reshape(n, 3, 32, 32)
@@ -237,32 +173,139 @@ def test_batcher_flip_mirrors_about_half():
     assert 70 < mirrored < 130 and ((x[:, 0, 0, 0] == 1) ^ (x[:, 0, 0, -1] == 1)).all()
 
 
-def test_subset_keeps_every_field_aligned(sample_root):
-    data = load_agiri(sample_root / "ai-generated-images-vs-real-images", preprocess="multi_crop")
-    part = data.subset([2, 5])
-    assert part.sources == [data.sources[2], data.sources[5]]
-    assert torch.equal(part.images[9:], data.images[45:54]) and part.labels.tolist() == data.labels[[2, 5]].tolist()
+def test_batcher_shift_crops_each_image_at_its_own_offset():
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    k = 2
+    shifted = torch.cat([x for x, _ in Batcher(images, torch.zeros(64), 16, shift=k, seed=0)])
+    padded = torch.nn.functional.pad(normalise(images), (k, k, k, k), mode="reflect")
+    offsets = []
+    for image, pad in zip(shifted, padded):
+        matches = [(dy, dx) for dy in range(2 * k + 1) for dx in range(2 * k + 1)
+                   if torch.equal(image, pad[:, dy:dy + 32, dx:dx + 32])]
+        assert len(matches) == 1                       # exactly one crop of the padded image
+        offsets.append(matches[0])
+    assert len(set(offsets)) > 10                      # offsets drawn per image, not per batch
+    again = torch.cat([x for x, _ in Batcher(images, torch.zeros(64), 16, shift=k, seed=0)])
+    assert torch.equal(shifted, again)                 # seeded
 
 
-# -- Paths --------------------------------------------------------------------------------------
+# -- Networks ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cwd", [".", "code"])
-def test_paths_resolve_the_same_from_root_and_code(cwd):
-    script = "import sys; sys.path.insert(0, '{}'); import project; print(project.config_path('CIFAKE_dir'))"
-    code_dir = "code" if cwd == "." else "."
-    run = subprocess.run([sys.executable, "-c", script.format(code_dir)], cwd=REPO_ROOT / cwd,
-                         capture_output=True, text=True, check=True)
-    assert Path(run.stdout.strip()) == REPO_ROOT / "data" / "CIFAKE"
-
-
-def test_bad_config_key_names_the_key():
-    with pytest.raises(ProjectError, match="'CIFAKE_dir'"):
-        config_path("CIFAKE_dir", {"CIFAKE_dir": 3})
-    with pytest.raises(ProjectError, match="'nothing'"):
-        config_path("nothing")
+def test_srm_layer_shapes_gates_and_gradients():
+    layer = SRMLayer(6)
+    x = torch.randn(8, 6, 14, 14, requires_grad=True)
+    y = layer(x)
+    assert y.shape == x.shape and layer.gate.shape == (8, 6)
+    assert ((layer.gate > 0) & (layer.gate < 1)).all()
+    y.square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in layer.parameters())
+    assert x.grad.abs().sum() > 0
 
 
-# -- The real CIFAKE, where it has been unpacked into data/CIFAKE -----------------------------------
+def test_cnn_shapes_and_parameter_counts():
+    x = torch.randn(5, 3, 32, 32)
+    assert CIFAKE_CNN()(x).shape == (5,)
+    assert count_parameters(CIFAKE_CNN()) == 61_241                  # the original study's count
+    attn = CIFAKE_CNN(attn=True)
+    assert attn(x).shape == (5,) and count_parameters(attn) == 61_241 + 24
+    assert attn.srm.gate.shape == (5, 6)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"widths": (32, 64, 96)}, {"widths": (8, 16, 24), "test_shift": 1}])
+def test_strong_architecture_shape_and_size(kwargs, tmp_path):
+    model = StrongCNN(**kwargs).eval()
+    x = torch.randn(4, 3, 32, 32)
+    assert model(x).shape == (4,) and count_parameters(model) <= 300_000
+    assert isinstance(build_model("strong"), StrongCNN)
+    save_model(model, tmp_path / "s.pth")                      # the shape is rebuilt from the checkpoint
+    loaded, _ = load_model(tmp_path / "s.pth")
+    assert loaded.config == model.config and torch.equal(loaded(x), model(x))
+
+
+def test_high_frequency_residual_removes_smooth_content():
+    flat = torch.full((1, 3, 32, 32), 0.3)
+    assert high_frequency_residual(flat).abs().max() < 1e-6
+    checker = (torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2 * 2.0 - 1
+    assert torch.allclose(high_frequency_residual(checker.expand(1, 3, 32, 32)), checker.expand(1, 3, 32, 32))
+
+
+def test_test_flip_averages_the_image_and_its_mirror_in_eval_mode_only(tmp_path):
+    torch.manual_seed(0)
+    model, x = StrongCNN(test_flip=True), torch.randn(4, 3, 32, 32)
+    model.train()
+    assert torch.equal(model(x), model.logit(x))              # training sees each image as it is
+    model.eval()
+    assert torch.allclose(model(x), (model.logit(x) + model.logit(x.flip(3))) / 2)
+    assert torch.allclose(model(x), model(x.flip(3)), atol=1e-6)
+    save_model(model, tmp_path / "s.pth")
+    assert load_model(tmp_path / "s.pth")[0].test_flip is True
+
+
+def test_test_shift_averages_one_pixel_shifts_and_their_mirrors(tmp_path):
+    torch.manual_seed(0)
+    model, x = StrongCNN(test_flip=True, test_shift=1).eval(), torch.randn(4, 3, 32, 32)
+    views = model.views(x)
+    assert len(views) == 10 and all(v.shape == x.shape for v in views)
+    down = views[1]                                            # moved down one pixel; reflection fills row 0
+    assert torch.equal(down[:, :, 1:], x[:, :, :-1]) and torch.equal(down[:, :, 0], x[:, :, 1])
+    assert torch.equal(views[5], x.flip(3)) and torch.equal(views[6], down.flip(3))
+    assert torch.allclose(model(x), torch.stack([model.logit(v) for v in views]).mean(0), atol=1e-6)
+    assert len(StrongCNN(test_shift=1).views(x)) == 5
+    with single_view(model):                                   # one view, then both settings come back
+        assert torch.equal(model(x), model.logit(x))
+    assert (model.test_flip, model.test_shift) == (True, 1)
+    save_model(model, tmp_path / "s.pth")
+    assert load_model(tmp_path / "s.pth")[0].test_shift == 1
+
+
+# -- Checkpoints ---------------------------------------------------------------------------------
+
+def test_checkpoint_round_trip(tmp_path):
+    model = CIFAKE_CNN(attn=True).eval()
+    path = tmp_path / "m.pth"
+    save_model(model, path, threshold=0.42, info={"epochs": 3})
+    loaded, meta = load_model(path)
+    assert isinstance(loaded.srm, SRMLayer) and meta["threshold"] == 0.42 and meta["arch_kwargs"] == {"attn": True}
+    x = torch.randn(4, 3, 32, 32)
+    assert torch.equal(model(x), loaded(x))
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["attn"] is True and sidecar["epochs"] == 3 and sidecar["threshold"] == 0.42
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_damaged_and_foreign_checkpoints_are_refused(tmp_path):
+    path = tmp_path / "m.pth"
+    save_model(CIFAKE_CNN(), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ProjectError, match="damaged"):
+        load_model(path)
+    torch.save({"weights": 1}, path)
+    with pytest.raises(ProjectError, match="not a checkpoint of this project"):
+        load_model(path)
+    save_model(CIFAKE_CNN(attn=True), path)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["arch_kwargs"] = {"attn": False}                    # weights of the attention model
+    torch.save(checkpoint, path)
+    with pytest.raises(ProjectError, match="do not fit"):
+        load_model(path)
+    with pytest.raises(ProjectError, match="not found"):
+        load_model(tmp_path / "absent.pth")
+    with pytest.raises(ProjectError, match="unknown architecture"):
+        build_model("transformer")
+
+
+def test_checkpoint_cannot_run_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+    path = tmp_path / "evil.pth"
+    torch.save({"format": "x", "payload": Evil()}, path)
+    with pytest.raises(ProjectError, match="damaged or not a PyTorch checkpoint"):
+        load_model(path)
+
+
+# -- The real CIFAKE, where it has been unpacked into data/CIFAKE --------------------------------
 
 needs_real_cifake = pytest.mark.skipif(not (REAL_CIFAKE / "train").is_dir(),
                                        reason="real CIFAKE not in data/CIFAKE (run code/get_data.py)")
@@ -285,19 +328,3 @@ def test_real_cifake_has_378_test_fakes_leaked_from_train():
     test, train = load_cifake(REAL_CIFAKE, "test"), load_cifake(REAL_CIFAKE, "train")
     leaked = leaked_test_images(test, train)
     assert leaked.sum() == 378 and (test.labels[torch.from_numpy(leaked)] == FAKE).all()
-
-
-def test_batcher_shift_crops_each_image_at_its_own_offset():
-    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
-    k = 2
-    shifted = torch.cat([x for x, _ in Batcher(images, torch.zeros(64), 16, shift=k, seed=0)])
-    padded = torch.nn.functional.pad(normalise(images), (k, k, k, k), mode="reflect")
-    offsets = []
-    for image, pad in zip(shifted, padded):
-        matches = [(dy, dx) for dy in range(2 * k + 1) for dx in range(2 * k + 1)
-                   if torch.equal(image, pad[:, dy:dy + 32, dx:dx + 32])]
-        assert len(matches) == 1                       # exactly one crop of the padded image
-        offsets.append(matches[0])
-    assert len(set(offsets)) > 10                      # offsets drawn per image, not per batch
-    again = torch.cat([x for x, _ in Batcher(images, torch.zeros(64), 16, shift=k, seed=0)])
-    assert torch.equal(shifted, again)                 # seeded

@@ -3,11 +3,15 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 
 import get_data
 import robustness
 from project import REPO_ROOT, ProjectError
+from training import train_model
 
 
 def run(args, cwd):
@@ -17,17 +21,20 @@ def run(args, cwd):
                           timeout=600)
 
 
+# -- train.py and test.py ------------------------------------------------------------------------
+
 @pytest.mark.parametrize("cwd", [".", "code"])
 def test_train_cli_with_sample_data(sample_root, tmp_path, cwd):
     model = tmp_path / "cli_model.pth"
-    result = run(["train.py", "--sample", "-ep", "1", "-lr", "0.01", "--attn", "--shift", "1", "-mf", str(model)],
+    result = run(["train.py", "--sample", "-ep", "1", "-lr", "0.01", "--attn", "--batch-size", "64", "-mf", str(model)],
                  cwd)
     assert result.returncode == 0, result.stderr
     assert "sample data" in result.stdout and "epoch 1/1" in result.stdout
     sidecar = json.loads(model.with_suffix(".json").read_text())
     assert sidecar["attn"] is True and sidecar["sample_data"] is True and sidecar["epochs"] == 1
     assert sidecar["amp"] is False                             # the original recipe trains in float32
-    assert sidecar["optimizer"] == "sgd" and sidecar["shift"] == 1       # a flag overrides the recipe's value
+    assert sidecar["optimizer"] == "sgd" and sidecar["batch_size"] == 64  # a flag overrides the recipe's value
+    assert sidecar["recipe"] == "original" and sidecar["lr"] == 0.01 and not sidecar["git_commit"].startswith("/")
     assert {"seed", "lr", "momentum", "batch_size", "dataset", "history", "threshold", "device", "torch",
             "git_commit", "wall_seconds", "validation"} <= sidecar.keys()
 
@@ -41,6 +48,14 @@ def test_train_cli_strong_widths(sample_root, tmp_path):
     assert sidecar["widths"] == [8, 16, 24] and sidecar["parameters"] < 20_000
     bad = run(["train.py", "--sample", "--widths", "8,16,24"], ".")       # the base CNN has no widths
     assert bad.returncode != 0 and "--widths" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("epochs", ["0", "-1"])
+def test_train_cli_refuses_no_epochs_in_one_line(tmp_path, epochs):
+    model = tmp_path / "never.pth"
+    bad = run(["train.py", "--sample", "-ep", epochs, "-mf", str(model)], ".")
+    assert bad.returncode != 0 and "must be at least 1" in bad.stderr and "Traceback" not in bad.stderr
+    assert not model.exists()
 
 
 @pytest.mark.parametrize("cwd", [".", "code"])
@@ -71,10 +86,11 @@ def test_test_cli_val_threshold_and_bad_inputs(sample_model, tmp_path):
         assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_test_cli_perturb_one_model(sample_model, tmp_path):
+@pytest.mark.parametrize("cwd", [".", "code"])
+def test_robustness_cli_one_model(sample_model, tmp_path, cwd):
     path, _ = sample_model
     out, plot = tmp_path / "robust.json", tmp_path / "robust.png"
-    result = run(["test.py", "--sample", "--perturb", "-mf", str(path), "--json", str(out), "--plot", str(plot)], ".")
+    result = run(["robustness.py", "--sample", "-mf", str(path), "--json", str(out), "--plot", str(plot)], cwd)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert report["n"] == 400 and report["threshold"] == 0.5 and plot.stat().st_size > 1000
@@ -83,6 +99,65 @@ def test_test_cli_perturb_one_model(sample_model, tmp_path):
     assert all(0 <= r["accuracy"] <= 1 and 0 <= r["auroc"] <= 1 for r in report["results"])
 
 
+# -- predict.py ---------------------------------------------------------------------------------
+
+def predict(*args):
+    return subprocess.run([sys.executable, "code/predict.py", *map(str, args)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """Images of every mode and a few formats, one unreadable file."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    for mode in ("RGB", "L", "LA", "RGBA", "P", "CMYK", "1"):
+        rgb.convert(mode).save(folder / f"m_{mode}.{'jpg' if mode in ('RGB', 'L', 'CMYK') else 'png'}")
+    Image.fromarray(rng.integers(0, 65535, (40, 40), dtype=np.uint16)).save(folder / "deep.png")
+    rgb.save(folder / "sub.webp")
+    (folder / "nested").mkdir()
+    rgb.resize((20, 20)).save(folder / "nested" / "tiny.jpg")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return folder
+
+
+def test_predict_scores_every_mode_and_lists_the_broken_file(sample_model, image_folder, tmp_path):
+    model, _ = sample_model
+    result = predict(image_folder, "-mf", model, "--csv", tmp_path / "s.csv", "--json", tmp_path / "s.json",
+                     "--preprocess", "multi_crop")
+    assert result.returncode == 1                                   # one file failed
+    assert "broken.jpg" in result.stderr and "corrupt image data" in result.stderr
+    table = pd.read_csv(tmp_path / "s.csv")
+    assert len(table) == 10 and set(table.columns) >= {"path", "p_real", "label", "model", "threshold", "preprocess"}
+    assert table["p_real"].between(0, 1).all() and set(table["label"]) <= {"Real", "Fake"}
+    assert (table["preprocess"] == "multi_crop").all() and any("tiny.jpg" in p for p in table["path"])
+    assert len(json.loads((tmp_path / "s.json").read_text())) == 10
+
+
+def test_predict_exit_zero_when_all_read_and_threshold_flag(sample_model, image_folder, tmp_path):
+    model, _ = sample_model
+    result = predict(image_folder / "m_RGB.jpg", image_folder / "nested", "-mf", model, "-thr", "0",
+                     "--json", tmp_path / "s.json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "s.json").read_text())
+    assert len(rows) == 2 and all(r["label"] == "Real" and r["threshold"] == 0 for r in rows)
+    missing = predict(tmp_path / "nothing_here", "-mf", model)
+    assert missing.returncode != 0 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
+    (tmp_path / "empty").mkdir()
+    empty = predict(tmp_path / "empty", "-mf", model)
+    assert empty.returncode == 1 and "no image found" in empty.stderr and "Traceback" not in empty.stderr
+
+
+def test_predict_explain_writes_overlays(sample_model, image_folder, tmp_path):
+    model, _ = sample_model
+    result = predict(image_folder / "nested", image_folder / "m_RGB.jpg", "-mf", model, "--explain", tmp_path / "x")
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "x").glob("*.png"))) == 2
+
+
+# -- make_sample_data.py, reproduce.py, bench.py ------------------------------------------------
+
 def test_make_sample_data_cli(tmp_path):
     result = run(["make_sample_data.py", "--out", str(tmp_path), "--n-train", "20", "--n-test", "10"], ".")
     assert result.returncode == 0 and "stand-in" in result.stdout
@@ -90,7 +165,45 @@ def test_make_sample_data_cli(tmp_path):
     assert {p.name for p in (tmp_path / "CIFAR100").iterdir()} >= {"train", "test", "meta"}
 
 
-# -- get_data: everything up to the network call ---------------------------------------------------
+def test_reproduce_sample_writes_a_stamped_report(sample_root, tmp_path):
+    result = run(["reproduce.py", "--sample", "--out", str(tmp_path)], ".")
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "report.md").read_text()
+    assert report.startswith("> **SAMPLE DATA**")
+    for section in ("## CIFAKE test (400 images)", "## Robustness on CIFAKE test", "## CIFAR-100 (300 images",
+                    "### Per coarse class", "## AGIRI test: every file accounted for", "## Beside the original study"):
+        assert section in report
+    for figure in ("roc_cifake.png", "robustness.png", "cifar100_coarse.png", "sweep_base_model.png"):
+        assert (tmp_path / figure).stat().st_size > 1000 and f"]({figure})" in report
+
+
+def test_regenerating_sample_data_keeps_results_and_models(tmp_path):
+    """reproduce.py --sample may generate the data after creating its report folder: it must survive."""
+    from make_sample_data import make_sample_data
+    for folder in ("results", "models"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "kept.txt").write_text("x")
+    make_sample_data(tmp_path, n_train=10, n_test=5, cifar100_per_class=(1, 1), agiri_per_class=4)
+    assert (tmp_path / "results" / "kept.txt").exists() and (tmp_path / "models" / "kept.txt").exists()
+
+
+def test_bench_recipes_trains_each_seed_and_reports_the_mean(sample_root, monkeypatch, capsys):
+    import bench
+    seeds_seen = []
+
+    def recording_train_model(train, val, recipe, **kwargs):
+        seeds_seen.append(recipe.seed)
+        return train_model(train, val, recipe, **kwargs)
+
+    monkeypatch.setattr(bench, "train_model", recording_train_model)
+    runs = bench.bench_recipes(sample_root / "CIFAKE", recipes=("fast",), seeds=(0, 1))
+    assert seeds_seen == [0, 1] and len(runs["fast"]) == 2
+    assert all(seconds > 0 and 0.0 <= accuracy <= 1.0 for seconds, accuracy in runs["fast"])
+    out = capsys.readouterr().out
+    assert "fast recipe (3 epochs, batch 256), seed 1:" in out and "fast recipe, mean of 2 seeds" in out
+
+
+# -- get_data.py: everything up to the network call ---------------------------------------------
 
 def test_get_data_offline_stops_at_once_with_manual_steps(monkeypatch, tmp_path):
     monkeypatch.setattr(get_data, "config_path", lambda key: tmp_path / key)
@@ -149,25 +262,3 @@ def test_get_data_keeps_only_agiri_test_folder(monkeypatch, tmp_path):
                 Image.new("RGB", (8, 8)).save(d / split / c / "a.png")
     get_data.download("agiri", fake_kaggle(tmp_path, build), reachable=lambda: True)
     assert [p.name for p in target.iterdir()] == ["test"]
-
-
-def test_reproduce_sample_writes_a_stamped_report(sample_root, tmp_path):
-    result = run(["reproduce.py", "--sample", "--out", str(tmp_path)], ".")
-    assert result.returncode == 0, result.stderr
-    report = (tmp_path / "report.md").read_text()
-    assert report.startswith("> **SAMPLE DATA**")
-    for section in ("## CIFAKE test (400 images)", "## Robustness on CIFAKE test", "## CIFAR-100 test (300 images",
-                    "### Per coarse class", "## AGIRI test: every file accounted for", "## Beside the original study"):
-        assert section in report
-    for figure in ("roc_cifake.png", "robustness.png", "cifar100_coarse.png", "sweep_base_model.png"):
-        assert (tmp_path / figure).stat().st_size > 1000 and f"]({figure})" in report
-
-
-def test_regenerating_sample_data_keeps_results_and_models(tmp_path):
-    """reproduce.py --sample may generate the data after creating its report folder: it must survive."""
-    from make_sample_data import make_sample_data
-    for folder in ("results", "models"):
-        (tmp_path / folder).mkdir()
-        (tmp_path / folder / "kept.txt").write_text("x")
-    make_sample_data(tmp_path, n_train=10, n_test=5, cifar100_per_class=(1, 1), agiri_per_class=4)
-    assert (tmp_path / "results" / "kept.txt").exists() and (tmp_path / "models" / "kept.txt").exists()
