@@ -8,10 +8,19 @@
     python code/bench.py eval       # load the 20,000 test images from the cache and score them
     python code/bench.py predict    # predict.py's path (find, decode, score) on the 20,000 CIFAKE test files
     python code/bench.py recipes    # base CNN: original recipe (10 epochs) vs the fast recipe, 3 seeds each
-    python code/bench.py all
+    python code/bench.py all        # all of the above
+    python code/bench.py gpu        # on CUDA: the test suite, three trainings, test.py and predict.py, beside the CPU
+
+`gpu` needs only PyTorch, torchvision, numpy, pandas, scikit-learn, scipy, matplotlib, pillow, tqdm and pytest (tests
+that need grad-cam, nbclient or tabulate skip without them). With --archives DIR it first unpacks the CIFAKE
+archives found there into data/ (for a machine that has the repo but not the data).
 """
 import argparse
+import json
+import os
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from dataclasses import replace
@@ -20,14 +29,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 
 from classes import Batcher, CIFAKE_CNN, build_model, load_cifake, normalise, split_train_val
 from evaluate import find_image_files, predict_scores, score_at_threshold, score_dataset, score_files
 from imagefiles import decode_files
-from project import config_path, fast_bfloat16
+from project import REPO_ROOT, config_path, fast_bfloat16, shown
 from training import RECIPES, train_model
+
+RECIPES_JSON = REPO_ROOT / "notes" / "logs" / "bench_recipes.json"    # written by `recipes`, read by `gpu`
 
 
 def timed(fn):
@@ -148,11 +160,11 @@ def bench_predict(root):
     print(f"predict.py on {len(table)} CIFAKE test files (32x32 JPEG): {t:.1f} s, {len(table) / t:.0f} images/s")
 
 
-def bench_recipes(root, recipes=("original", "fast"), seeds=(0, 1, 2)):
+def bench_recipes(root, recipes=("original", "fast"), seeds=(0, 1, 2), output=None):
     """Train the base CNN with each recipe and each training seed on the same split (seed 0's); wall time and
     CIFAKE test accuracy at 0.5 per run, then the mean over seeds. A seed alone moves accuracy by tenths of a point
     (notes/results.md, sections 1 and 6), more than the differences a recipe comparison is about. Returns
-    {recipe: [(seconds, accuracy), ...]}."""
+    {recipe: [(seconds, accuracy), ...]}; with `output`, also written there as JSON."""
     train, val = split_train_val(load_cifake(root, "train"))
     test = load_cifake(root, "test")
     runs = {name: [] for name in recipes}
@@ -173,17 +185,104 @@ def bench_recipes(root, recipes=("original", "fast"), seeds=(0, 1, 2)):
     if {"original", "fast"} <= runs.keys():
         ratio = mean_seconds["fast"] / mean_seconds["original"]
         print(f"fast recipe: {ratio:.2f} of the original's mean wall time ({1 / ratio:.1f}x faster)")
+    if output:
+        Path(output).write_text(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "runs": {
+            name: [{"seed": seed, "seconds": s, "accuracy": a} for seed, (s, a) in zip(seeds, results)]
+            for name, results in runs.items()}}, indent=2) + "\n")
     return runs
+
+
+def unpack_archives(folder, data_dir):
+    """Unpack every CIFAKE archive in `folder` into `data_dir` (they unpack to CIFAKE/<split>/...)."""
+    archives = sorted(Path(folder).glob("cifake-*.tar.gz"))
+    if not archives:
+        sys.exit(f"no cifake-*.tar.gz in {folder}: copy ../shared/data/cifake-*.tar.gz there first")
+    for archive in archives:
+        with tarfile.open(archive) as tar:
+            tar.extractall(data_dir, filter="data")
+
+
+def cpu_reference():
+    """The CPU figures of this repo's README, from the files they are generated from: {run: (seconds, accuracy)}."""
+    sidecar = lambda name: json.loads((REPO_ROOT / "models" / f"{name}.json").read_text())
+    results = REPO_ROOT / "notes" / "results" / "results.json"
+    test_accuracy = json.loads(results.read_text())["cifake_test"]["models"] if results.is_file() else {}
+    strong = sidecar("strong_model")["history"][:2]
+    reference = {"base CNN, original recipe, 10 epochs": (sidecar("base_model")["wall_seconds"],
+                                                           test_accuracy.get("base_model", {}).get("accuracy")),
+                 "strong net, strong recipe, 2 epochs": (sum(e["seconds"] for e in strong), strong[-1]["val_accuracy"])}
+    if RECIPES_JSON.is_file():
+        fast = json.loads(RECIPES_JSON.read_text())["runs"]["fast"][0]
+        reference["base CNN, fast recipe"] = (fast["seconds"], fast["accuracy"])
+    return reference
+
+
+def bench_gpu(root, output=None):
+    """The GPU check: the suite's tests that need no dataset with CUDA wherever a test takes a device; the base CNN
+    trained with the original recipe (10 epochs) and the fast recipe, and 2 epochs of the strong recipe, each timed
+    and scored on CIFAKE test; test.py and predict.py on the 20,000 test images, on CUDA and on this machine's CPU.
+    One table beside the CPU figures of the README (the strong row compares validation accuracy after 2 epochs)."""
+    if not torch.cuda.is_available():
+        sys.exit(f"bench.py gpu needs a CUDA GPU, and torch {torch.__version__} finds none on this machine")
+    device = torch.device("cuda")
+    print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
+          f"bfloat16 {'on' if fast_bfloat16(device) else 'off'}", flush=True)
+    rows = []
+    suite = [sys.executable, "-m", "pytest", "-q", "-m", "not real_data", "tests"]
+    seconds, run = timed(lambda: subprocess.run(suite, cwd=REPO_ROOT, env=dict(os.environ, CIFAKE_TEST_DEVICE="cuda")))
+    rows.append({"run": "test suite without datasets", "gpu_seconds": seconds,
+                 "gpu_result": "passed" if run.returncode == 0 else f"failed (exit {run.returncode})"})
+    train, val = split_train_val(load_cifake(root, "train"))
+    test = load_cifake(root, "test")
+    reference = cpu_reference()
+    for name, recipe, arch in (("base CNN, original recipe, 10 epochs", replace(RECIPES["original"], epochs=10), "cnn"),
+                               ("base CNN, fast recipe", RECIPES["fast"], "cnn"),
+                               ("strong net, strong recipe, 2 epochs", replace(RECIPES["strong"], epochs=2), "strong")):
+        seconds, (model, history) = timed(lambda: train_model(train, val, recipe, arch, device=device, progress=False))
+        if arch == "strong":
+            accuracy = history["epochs"][-1]["val_accuracy"]
+        else:
+            accuracy = score_at_threshold(test.labels.numpy(), score_dataset(model, test, device), 0.5)["accuracy"]
+        cpu_seconds, cpu_accuracy = reference.get(name, (None, None))
+        rows.append({"run": name, "gpu_seconds": seconds, "cpu_seconds": cpu_seconds, "gpu_result": accuracy,
+                     "cpu_result": cpu_accuracy, "cpu_source": "README (2-core CPU)"})
+        print(rows[-1], flush=True)
+    for name, command in (("test.py -mf base_model", ["code/test.py", "-mf", "base_model", "--data", str(root)]),
+                          ("predict.py on the test images", ["code/predict.py", str(Path(root) / "test"), "-mf",
+                                                             "base_model", "--csv", os.devnull])):
+        times = {}
+        for where in ("cuda", "cpu"):
+            times[where], run = timed(lambda: subprocess.run([sys.executable, *command, "--device", where], cwd=REPO_ROOT,
+                                                             capture_output=True, text=True))
+            if run.returncode != 0:
+                sys.exit(f"{name} failed on {where}: {run.stderr.strip().splitlines()[-1]}")
+        rows.append({"run": name, "gpu_seconds": times["cuda"], "cpu_seconds": times["cpu"], "gpu_result": "ran",
+                     "cpu_source": "this machine's CPU, same run"})
+    table = pd.DataFrame(rows).set_index("run")
+    table["speed-up"] = table["cpu_seconds"] / table["gpu_seconds"]
+    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    if output:
+        Path(output).write_text(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
+                                            "rows": rows}, indent=2, default=str) + "\n")
+        print(f"wrote {shown(output)}")
+    return table
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "layout", "eval", "predict", "recipes",
-                                          "all"])
+                                          "all", "gpu"])
     parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per recipe for `recipes` (default 3)")
+    parser.add_argument("--archives", metavar="DIR", help="gpu: unpack the CIFAKE archives in DIR into data/ first")
+    parser.add_argument("--json", metavar="PATH", help="gpu: write the table as JSON")
     args = parser.parse_args()
     root = Path(args.data) if args.data else config_path("CIFAKE_dir")
+    if args.which == "gpu":
+        if args.archives and not (root / "test").is_dir():
+            unpack_archives(args.archives, root.parent)
+        bench_gpu(root, args.json)
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     if args.which in ("cache", "all"):
         bench_cache(root)
@@ -202,7 +301,7 @@ def main():
     if args.which in ("predict", "all"):
         bench_predict(root)
     if args.which in ("recipes", "all"):
-        bench_recipes(root, seeds=range(args.seeds))
+        bench_recipes(root, seeds=range(args.seeds), output=RECIPES_JSON)
 
 
 if __name__ == "__main__":

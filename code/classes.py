@@ -7,7 +7,6 @@ image, and a `LoadReport` that accounts for every file found). Image files are d
 Networks: `CIFAKE_CNN`, the PyTorch CIFAR-10 tutorial net with one logit (optionally with an `SRMLayer` after its
 first block), and `StrongCNN`, the stronger small detector. P(real) = sigmoid(logit).
 """
-import hashlib
 import io
 import json
 import pickle
@@ -31,10 +30,8 @@ from project import DOWNLOAD_HINT, ProjectError, atomic_write_bytes, config_path
 
 REAL, FAKE = 1, 0                       # the CIFAKE paper's and the original study's convention
 LABEL_NAMES = {FAKE: "Fake", REAL: "Real"}
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 AGIRI_MAX_PIXELS = 500_000_000          # AGIRI holds genuine >100 MP photos: PIL's bomb guard stops at 179 MP
-
 
 
 # ----------------------------------------------------------------------------------------------
@@ -210,11 +207,6 @@ def split_train_val(dataset, val_fraction=0.1, seed=0):
     train_idx, val_idx = train_test_split(np.arange(len(dataset)), test_size=val_fraction,
                                           stratify=strata.numpy(), random_state=seed)
     return dataset.subset(np.sort(train_idx)), dataset.subset(np.sort(val_idx))
-
-
-def dataset_fingerprint(dataset):
-    """A short hash of a split's file contents, in order: two runs on the same data share it."""
-    return f"{dataset.name}:{len(dataset)}:" + hashlib.sha1(dataset.digests.tobytes()).hexdigest()[:16]
 
 # ----------------------------------------------------------------------------------------------
 # Batching: the whole split lives on the device, normalised once; batches are slices

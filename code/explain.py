@@ -49,7 +49,7 @@ def overlay(image, heat):
 
 def pick_examples(labels, scores, threshold=0.5, per_group=3):
     """Indices of the most confident correct and wrong predictions for each true label:
-    {("Real", "correct"): [...], ("Real", "wrong"): [...], ("Fake", ...)}."""
+    {("Real", "correct"): [...], ("Real", "wrong"): [...], ("Fake", ...)}; a group with no image is left out."""
     labels, scores = np.asarray(labels), np.asarray(scores)
     called_real = scores >= threshold
     picks = {}
@@ -57,6 +57,8 @@ def pick_examples(labels, scores, threshold=0.5, per_group=3):
         confidence = scores if label == REAL else 1 - scores          # confidence in the true label
         for outcome, mask in (("correct", called_real == (label == REAL)), ("wrong", called_real != (label == REAL))):
             idx = np.flatnonzero((labels == label) & mask)
+            if not len(idx):
+                continue
             order = np.argsort(-confidence[idx]) if outcome == "correct" else np.argsort(confidence[idx])
             picks[name, outcome] = idx[order[:per_group]].tolist()
     return picks

@@ -110,6 +110,7 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True          # same weights for the same seed on CUDA too
 
 
 def git_commit():

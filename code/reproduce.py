@@ -200,7 +200,7 @@ def readme_tables(results):
     interval = lambda m, key: f"{pct(m[f'{key}, 95% low'])}-{pct(m[f'{key}, 95% high'])}"
     original = ORIGINAL_STUDY["CIFAKE test accuracy"]
     replication = pd.DataFrame({name: {
-        "epochs": models[name]["epochs"], "accuracy at 0.5": pct(models[name]["accuracy"]),
+        "epochs": str(models[name]["epochs"]), "accuracy at 0.5": pct(models[name]["accuracy"]),
         "at the validation threshold": f"{pct(models[name]['accuracy at val threshold'])} "
                                        f"(thr {models[name]['val threshold']:.3f})",
         "F1 fake / real": f"{models[name]['f1_fake']:.3f} / {models[name]['f1_real']:.3f}",
@@ -220,14 +220,15 @@ def readme_tables(results):
                         "accuracy at 0.5": "" if "target" in name else pct(anchor["accuracy"]),
                         "at the validation threshold (95% interval)": pct(anchor["accuracy"]) if "target" in name else "",
                         "AUROC (95% interval)": f"{anchor['auroc']:.4f}", "AP": "", "training": ""}
-    tables = {"replication": replication.to_markdown(), "strong": pd.DataFrame(strong).T.to_markdown()}
+    text = lambda frame: frame.to_markdown(disable_numparse=True)          # cells are formatted strings already
+    tables = {"replication": text(replication), "strong": text(pd.DataFrame(strong).T)}
     if "robustness" in results:
         rows = pd.DataFrame(results["robustness"]["results"])
         wide = rows.pivot(index="perturbation", columns="model", values="accuracy")
         wide = wide.loc[rows["perturbation"].drop_duplicates(), rows["model"].drop_duplicates()]
         auroc = rows.pivot(index="perturbation", columns="model", values="auroc").loc[wide.index, wide.columns]
         cells = wide.map(pct) + " / " + auroc.map(lambda v: f"{v:.4f}")
-        tables["robustness"] = cells.rename_axis("accuracy / AUROC").to_markdown()
+        tables["robustness"] = text(cells.rename_axis("accuracy / AUROC"))
     return tables
 
 
@@ -262,9 +263,9 @@ def main(argv=None):
     cifake, cifar100, agiri = (dataset_dir(key, args.sample) for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir"))
     sections = {
         "CIFAKE test accuracy": lambda: cifake_section(report, models, sidecars, cifake, device, store),
-        "robustness": lambda: robustness_section(report, models, cifake, device, store),
         "CIFAR-100 share called real": lambda: cifar100_section(report, models, cifar100, device, store),
         "AGIRI accuracy": lambda: agiri_section(report, models, sidecars, agiri, device, store),
+        "robustness": lambda: robustness_section(report, models, cifake, device, store),
     }
     ours = {}
     for name, run in sections.items():

@@ -7,6 +7,7 @@
 The decision threshold stored with a model is chosen on its validation split (maximal balanced accuracy),
 never on the test set.
 """
+import hashlib
 import time
 from dataclasses import asdict, dataclass, field, replace
 
@@ -15,10 +16,10 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 import robustness
-from classes import (Batcher, build_model, count_parameters, dataset_fingerprint, load_cifake, load_model,
-                     read_sidecar, save_model, single_view, split_train_val)
+from classes import (Batcher, build_model, count_parameters, load_cifake, load_model, read_sidecar, save_model,
+                     single_view, split_train_val)
 from evaluate import choose_threshold, predict_scores, score_at_threshold
-from project import ProjectError, cifake_root, fast_bfloat16, git_commit, model_file, seed_everything
+from project import ProjectError, cifake_root, fast_bfloat16, git_commit, model_file, seed_everything, shown
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,11 @@ SHIPPED_MODELS = {
     "strong_model": ModelSpec(RECIPES["strong"], "strong", {"widths": (32, 64, 112)}),
     "strong_aug_model": ModelSpec(RECIPES["strong_aug"], "strong", {"widths": (32, 64, 96)}),
 }
+
+
+def dataset_fingerprint(dataset):
+    """A short hash of a split's file contents, in order: two runs on the same data share it."""
+    return f"{dataset.name}:{len(dataset)}:" + hashlib.sha1(dataset.digests.tobytes()).hexdigest()[:16]
 
 
 def validate(model, val_set, device):
@@ -217,7 +223,7 @@ def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, d
                 "validation": val, "history": history["epochs"], "steps": history["steps"], "device": str(device),
                 "torch": torch.__version__, "git_commit": git_commit(), "wall_seconds": round(wall, 1)}
         save_model(model, path, history["threshold"], info)
-        print(f"saved {path} and {path.with_suffix('.json').name}")
+        print(f"saved {shown(path)} and {path.with_suffix('.json').name}")
     return model, history
 
 

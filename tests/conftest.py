@@ -1,4 +1,9 @@
-"""Shared fixtures: code/ on the import path, generated sample data, and a quickly trained sample model."""
+"""Shared fixtures: code/ on the import path, the device, generated sample data, a quickly trained sample model.
+
+The device is the CPU unless CIFAKE_TEST_DEVICE says otherwise (`python code/bench.py gpu` sets cuda); the scripts
+run as subprocesses pick their own with --device auto.
+"""
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +15,16 @@ sys.path.insert(0, str(REPO / "code"))     # scripts and notebooks import `class
 import torch  # noqa: E402
 
 torch.set_num_threads(2)
+DEVICE = os.environ.get("CIFAKE_TEST_DEVICE", "cpu")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_data: needs the real CIFAKE in data/CIFAKE (skipped without it)")
+
+
+@pytest.fixture(scope="session")
+def device():
+    return torch.device(DEVICE)
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +35,7 @@ def sample_root():
 
 
 @pytest.fixture(scope="session")
-def sample_model(sample_root, tmp_path_factory):
+def sample_model(sample_root, tmp_path_factory, device):
     """A CNN trained on the sample CIFAKE, saved like train.py saves: (path, history). The fast recipe at batch 32
     for 8 epochs, in float32 on every CPU: seeds 0-4 all end at 99.5-100% validation accuracy here, where the
     original recipe's constant lr swings between 52% and 90% from epoch to epoch."""
@@ -29,7 +44,8 @@ def sample_model(sample_root, tmp_path_factory):
     from classes import load_cifake, save_model, split_train_val
     from training import RECIPES, train_model
     train, val = split_train_val(load_cifake(sample_root / "CIFAKE", "train", verbose=False))
-    model, history = train_model(train, val, replace(RECIPES["fast"], batch_size=32, epochs=8, amp=False), progress=False)
+    model, history = train_model(train, val, replace(RECIPES["fast"], batch_size=32, epochs=8, amp=False),
+                                 device=device, progress=False)
     path = tmp_path_factory.mktemp("models") / "sample_model.pth"
     save_model(model, path, history["threshold"], {"history": history["epochs"]})
     return path, history

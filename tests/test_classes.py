@@ -311,6 +311,7 @@ needs_real_cifake = pytest.mark.skipif(not (REAL_CIFAKE / "train").is_dir(),
                                        reason="real CIFAKE not in data/CIFAKE (run code/get_data.py)")
 
 
+@pytest.mark.real_data
 @needs_real_cifake
 @pytest.mark.parametrize("split, per_class", [("train", 50_000), ("test", 10_000)])
 def test_real_cifake_counts_and_balance(split, per_class):
@@ -322,6 +323,7 @@ def test_real_cifake_counts_and_balance(split, per_class):
         assert counts.tolist() == [per_class // 10] * 10
 
 
+@pytest.mark.real_data
 @needs_real_cifake
 def test_real_cifake_has_378_test_fakes_leaked_from_train():
     from evaluate import leaked_test_images

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+pytest.importorskip("pytorch_grad_cam", reason="grad-cam is not installed (pip install -r requirements.txt)")
+
 from classes import StrongCNN, load_cifake, load_model, split_train_val
 from explain import cam_maps, gate_statistics, overlay, srm_gates
 from training import RECIPES, train_model
@@ -41,3 +43,9 @@ def test_cam_maps_explain_a_view_averaging_model_one_view_at_a_time():
     assert (model.test_flip, model.test_shift) == (True, 1)         # switched back afterwards
     model.test_flip, model.test_shift = False, 0
     assert np.allclose(maps, cam_maps(model, images), atol=1e-6)
+
+
+def test_pick_examples_leaves_out_empty_groups():
+    from explain import pick_examples
+    picks = pick_examples(np.array([1, 1, 0, 0]), np.array([0.9, 0.8, 0.7, 0.6]), per_group=1)
+    assert picks == {("Real", "correct"): [0], ("Fake", "wrong"): [2]}       # every image called real

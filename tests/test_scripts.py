@@ -150,6 +150,7 @@ def test_predict_exit_zero_when_all_read_and_threshold_flag(sample_model, image_
 
 
 def test_predict_explain_writes_overlays(sample_model, image_folder, tmp_path):
+    pytest.importorskip("pytorch_grad_cam", reason="grad-cam is not installed")
     model, _ = sample_model
     result = predict(image_folder / "nested", image_folder / "m_RGB.jpg", "-mf", model, "--explain", tmp_path / "x")
     assert result.returncode == 0, result.stderr
@@ -166,6 +167,7 @@ def test_make_sample_data_cli(tmp_path):
 
 
 def test_reproduce_sample_writes_a_stamped_report(sample_root, tmp_path):
+    pytest.importorskip("tabulate", reason="tabulate is not installed")
     result = run(["reproduce.py", "--sample", "--out", str(tmp_path)], ".")
     assert result.returncode == 0, result.stderr
     report = (tmp_path / "report.md").read_text()
@@ -262,3 +264,34 @@ def test_get_data_keeps_only_agiri_test_folder(monkeypatch, tmp_path):
                 Image.new("RGB", (8, 8)).save(d / split / c / "a.png")
     get_data.download("agiri", fake_kaggle(tmp_path, build), reachable=lambda: True)
     assert [p.name for p in target.iterdir()] == ["test"]
+
+
+def test_reproduce_fills_the_readme_blocks_from_results(tmp_path):
+    pytest.importorskip("tabulate", reason="tabulate is not installed")
+    import reproduce
+    model = {"n": 20000, "epochs": 10, "accuracy": 0.9173, "accuracy at val threshold": 0.91755, "val threshold": 0.4885,
+             "f1_fake": 0.918, "f1_real": 0.917, "auroc": 0.97241, "ap": 0.974, "accuracy_dedup": 0.917,
+             "parameters": 61241, "training seconds": 118.0, "accuracy at val threshold, 95% low": 0.9136,
+             "accuracy at val threshold, 95% high": 0.9212, "auroc, 95% low": 0.97, "auroc, 95% high": 0.975}
+    results = {"cifake_test": {"models": {"base_model": model, "strong_model": dict(model, parameters=281697)}},
+               "robustness": {"results": [{"perturbation": p, "model": m, "accuracy": 0.5, "auroc": 0.75}
+                                          for p in ("none", "jpeg q75") for m in ("base_model", "strong_model")]}}
+    tables = reproduce.readme_tables(results)
+    assert "91.73%" in tables["replication"] and "91.70%" in tables["replication"]     # ours, and the original's
+    assert "281,697" in tables["strong"] and "97.62%" in tables["strong"]              # ours, and the anchor
+    assert "50.00% / 0.7500" in tables["robustness"]
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:replication -->\nstale table\n<!-- /results:replication -->\nend\n")
+    reproduce.update_readme({"replication": tables["replication"]}, readme)
+    text = readme.read_text()
+    assert "stale" not in text and "91.73%" in text and text.startswith("intro\n") and text.endswith("end\n")
+    with pytest.raises(ProjectError, match="results:strong"):
+        reproduce.update_readme({"strong": tables["strong"]}, readme)
+
+
+def test_report_tables_print_counts_as_whole_numbers():
+    pytest.importorskip("tabulate", reason="tabulate is not installed")
+    import reproduce
+    table = pd.DataFrame({"n": [20000.0, 400.0], "accuracy": [0.91734, 0.5]}, index=["a", "b"])
+    text = reproduce.markdown(table)
+    assert "20000 " in text and "20000.0" not in text and "0.9173" in text
