@@ -27,7 +27,7 @@ import figures
 from classes import load_agiri, load_cifake, load_cifar100
 from evaluate import (accounting_table, accuracy_by_group, bootstrap_intervals, cifar100_transfer, evaluate_cifake,
                       score_at_threshold, score_dataset, summary_row)
-from project import REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, dataset_dir, git_commit, model_file, pick_device
+from project import REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, dataset_dir, git_commit, pick_device
 from robustness import perturbation_table, wide_table
 from training import SHIPPED_MODELS, train_or_load
 
@@ -79,12 +79,12 @@ def markdown(frame, floatfmt=".4f"):
 
 
 class ScoreStore:
-    """P(real) of a model on a set of images, kept on disk under a key of the model file's bytes, the images'
-    contents and the perturbation; computed only when missing."""
+    """P(real) of a model on a set of images, kept on disk under a key of the model (its weights and architecture),
+    the images' contents and the perturbation; computed only when missing."""
 
-    def __init__(self, folder, model_files):
+    def __init__(self, folder, models):
         self.folder = Path(folder)
-        self.model_keys = {name: hashlib.sha1(path.read_bytes()).hexdigest()[:16] for name, path in model_files.items()}
+        self.model_keys = {name: model_key(model) for name, model in models.items()}
 
     def __call__(self, model_name, images_key, compute):
         path = self.folder / f"{self.model_keys[model_name]}-{images_key}.npy"
@@ -100,6 +100,14 @@ class ScoreStore:
         key = hashlib.sha1(dataset.images.numpy().tobytes()).hexdigest()[:16]
         return lambda model_name, perturbation, compute: self(
             model_name, f"{key}{extra}-{re.sub(r'[^a-z0-9]+', '_', perturbation)}", compute)
+
+
+def model_key(model):
+    """A short hash of a model's weights and architecture (not of its file, whose metadata may change)."""
+    digest = hashlib.sha1(json.dumps(model.config, sort_keys=True).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def cifake_section(report, models, sidecars, root, device, store):
@@ -259,7 +267,7 @@ def main(argv=None):
     loaded = {name: train_or_load(name, args.sample, args.retrain, device) for name in SHIPPED_MODELS}
     models = {name: model for name, (model, _) in loaded.items()}
     sidecars = {name: sidecar for name, (_, sidecar) in loaded.items()}
-    store = ScoreStore(REPO_ROOT / "data" / ".scores", {name: model_file(name, args.sample) for name in models})
+    store = ScoreStore(REPO_ROOT / "data" / ".scores", models)
     cifake, cifar100, agiri = (dataset_dir(key, args.sample) for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir"))
     sections = {
         "CIFAKE test accuracy": lambda: cifake_section(report, models, sidecars, cifake, device, store),
