@@ -20,15 +20,36 @@ SWEEP_THRESHOLDS = tuple(round(t, 1) for t in np.arange(0.1, 0.95, 0.1))
 
 
 @torch.inference_mode()
-def predict_scores(model, images, device="cpu", batch_size=4096, crops_per_image=1):
-    """P(real) for each image (uint8 N x 3 x 32 x 32); with K crops per image, the mean over its crops."""
+def predict_logits(model, images, device="cpu", batch_size=4096, crops_per_image=1):
+    """The model's logit for each image (uint8 N x 3 x 32 x 32); with K crops per image, the mean over its crops
+    (as StrongCNN averages its test-time views)."""
     model = model.to(device).eval()
-    scores = []
+    logits = []
     for start in range(0, len(images), batch_size):
         batch = normalise(images[start:start + batch_size].to(device)).contiguous(memory_format=torch.channels_last)
-        scores.append(torch.sigmoid(model(batch).float()).cpu())
-    scores = torch.cat(scores) if scores else torch.zeros(0)
-    return scores.reshape(-1, crops_per_image).mean(1).numpy()
+        logits.append(model(batch).float().cpu())
+    logits = torch.cat(logits) if logits else torch.zeros(0)
+    return logits.reshape(-1, crops_per_image).mean(1).numpy()
+
+
+def probability(logits, temperature=1.0):
+    """P(real) = sigmoid(logit / temperature), in float32 like the network's own output."""
+    return torch.sigmoid(torch.as_tensor(logits, dtype=torch.float32) / temperature).numpy()
+
+
+def predict_scores(model, images, device="cpu", batch_size=4096, crops_per_image=1):
+    """P(real) for each image: the sigmoid of its (mean) logit, divided by the model's calibration temperature
+    where it has one."""
+    return probability(predict_logits(model, images, device, batch_size, crops_per_image), temperature_of(model))
+
+
+def temperature_of(model):
+    return getattr(model, "temperature", 1.0)
+
+
+def dataset_logits(model, dataset, device="cpu", batch_size=4096):
+    """The model's logit for every image of an ImageSet (mean over its crops)."""
+    return predict_logits(model, dataset.images, device, batch_size, dataset.crops_per_image)
 
 
 def score_dataset(model, dataset, device="cpu", batch_size=4096):

@@ -25,8 +25,8 @@ import pandas as pd
 import cli
 import figures
 from classes import load_agiri, load_cifake, load_cifar100
-from evaluate import (accounting_table, accuracy_by_group, bootstrap_intervals, cifar100_transfer, evaluate_cifake,
-                      score_at_threshold, score_dataset, summary_row)
+from evaluate import (accounting_table, accuracy_by_group, bootstrap_intervals, cifar100_transfer, dataset_logits,
+                      evaluate_cifake, probability, score_at_threshold, summary_row, temperature_of)
 from project import REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, dataset_dir, git_commit, pick_device
 from robustness import perturbation_table, wide_table
 from training import SHIPPED_MODELS, train_or_load
@@ -79,15 +79,16 @@ def markdown(frame, floatfmt=".4f"):
 
 
 class ScoreStore:
-    """P(real) of a model on a set of images, kept on disk under a key of the model (its weights and architecture),
-    the images' contents and the perturbation; computed only when missing."""
+    """The logits of a model on a set of images, kept on disk under a key of the model (its weights and
+    architecture), the images' contents and the perturbation; computed only when missing. P(real) follows from a
+    logit and the model's temperature, so calibrating a model needs no new scores."""
 
     def __init__(self, folder, models):
         self.folder = Path(folder)
         self.model_keys = {name: model_key(model) for name, model in models.items()}
 
     def __call__(self, model_name, images_key, compute):
-        path = self.folder / f"{self.model_keys[model_name]}-{images_key}.npy"
+        path = self.folder / f"{self.model_keys[model_name]}-{images_key}-logits.npy"
         if path.is_file():
             return np.load(path)
         scores = compute()
@@ -96,7 +97,7 @@ class ScoreStore:
         return scores
 
     def for_dataset(self, dataset, extra=""):
-        """A scoring hook for `dataset`: (model name, perturbation name, compute) -> scores."""
+        """A scoring hook for `dataset`: (model name, perturbation name, compute logits) -> logits."""
         key = hashlib.sha1(dataset.images.numpy().tobytes()).hexdigest()[:16]
         return lambda model_name, perturbation, compute: self(
             model_name, f"{key}{extra}-{re.sub(r'[^a-z0-9]+', '_', perturbation)}", compute)
@@ -115,7 +116,8 @@ def cifake_section(report, models, sidecars, root, device, store):
     labels, rows, scores, sweeps = test.labels.numpy(), {}, {}, {}
     score = store.for_dataset(test)
     for name, model in models.items():
-        scores[name] = score(name, "none", lambda: score_dataset(model, test, device))
+        scores[name] = probability(score(name, "none", lambda: dataset_logits(model, test, device)),
+                                   temperature_of(model))
         result, sweeps[name], _ = evaluate_cifake(model, test, 0.5, device, train, scores=scores[name])
         at_val = score_at_threshold(labels, scores[name], sidecars[name]["threshold"])
         intervals = bootstrap_intervals(labels, scores[name], sidecars[name]["threshold"])
@@ -154,7 +156,8 @@ def cifake_section(report, models, sidecars, root, device, store):
 def cifar100_section(report, models, root, device, store):
     data = load_cifar100(root, "test")
     score = store.for_dataset(data)
-    scores = {name: score(name, "none", lambda: score_dataset(model, data, device)) for name, model in models.items()}
+    scores = {name: probability(score(name, "none", lambda: dataset_logits(model, data, device)), temperature_of(model))
+              for name, model in models.items()}
     transfer = cifar100_transfer(scores, data)
     report.results["cifar100"] = {"n": len(data), "share_called_real": transfer["overall"].to_dict()}
     report.text(f"## CIFAR-100 ({len(data)} images, all real): share called real at 0.5")
@@ -176,7 +179,8 @@ def agiri_section(report, models, sidecars, root, device, store):
     for prep, data in datasets.items():
         score = store.for_dataset(data, f"-{prep}")
         for name, model in models.items():
-            scores = score(name, "none", lambda: score_dataset(model, data, device))
+            scores = probability(score(name, "none", lambda: dataset_logits(model, data, device)),
+                                 temperature_of(model))
             labels = data.labels.numpy()
             at_val = score_at_threshold(labels, scores, sidecars[name]["threshold"])
             rows[(name, prep)] = {**summary_row(score_at_threshold(labels, scores, 0.5)),

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cli
 from classes import load_cifake, load_model
-from evaluate import predict_scores, score_at_threshold
+from evaluate import predict_logits, probability, score_at_threshold, temperature_of
 from project import ProjectError, cifake_root, model_file, model_path, pick_device
 
 
@@ -83,14 +83,15 @@ def augment(images, kinds, seed):
 def perturbation_table(models, dataset, device="cpu", perturbations=PERTURBATIONS, threshold=0.5, score=None):
     """Accuracy (at `threshold`) and AUROC of each model on `dataset` under each perturbation: a DataFrame indexed
     by (perturbation, model). `score(model_name, perturbation_name, compute)` may stand between the table and
-    `compute()`, the scoring itself (reproduce.py keeps scores on disk that way)."""
+    `compute()`, which returns the model's logits (reproduce.py keeps them on disk that way)."""
     rows, labels = {}, dataset.labels.numpy()
     score = score or (lambda model_name, perturbation_name, compute: compute())
     for name, perturb in perturbations.items():
         perturbed = functools.cache(lambda perturb=perturb: perturb(dataset.images))    # once, and only if needed
         for model_name, model in models.items():
-            compute = lambda model=model: predict_scores(model, perturbed(), device)
-            r = score_at_threshold(labels, score(model_name, name, compute), threshold)
+            compute = lambda model=model: predict_logits(model, perturbed(), device)
+            scores = probability(score(model_name, name, compute), temperature_of(model))
+            r = score_at_threshold(labels, scores, threshold)
             rows[name, model_name] = {"accuracy": r["accuracy"], "auroc": r["auroc"]}
     return pd.DataFrame(rows).T.rename_axis(["perturbation", "model"])
 

@@ -75,13 +75,16 @@ class MeanPixel(torch.nn.Module):
         return x.mean((1, 2, 3))
 
 
-def test_multi_crop_scores_are_the_mean_over_each_images_crops():
-    from evaluate import predict_scores
+def test_multi_crop_scores_are_the_sigmoid_of_each_images_mean_logit():
+    from evaluate import predict_logits, predict_scores
     levels = torch.tensor([0, 255, 255, 0, 0, 0], dtype=torch.uint8)       # 2 images x 3 crops
     images = levels[:, None, None, None].expand(6, 3, 32, 32).contiguous()
-    scores = predict_scores(MeanPixel(), images, crops_per_image=3)
-    sigmoid = lambda v: 1 / (1 + np.exp(-v))                                 # pixel 0 -> -1, 255 -> +1
-    assert scores == pytest.approx([(sigmoid(-1) + 2 * sigmoid(1)) / 3, sigmoid(-1)])
+    model = MeanPixel()
+    assert predict_logits(model, images, crops_per_image=3) == pytest.approx([1 / 3, -1])   # pixel 0 -> -1, 255 -> +1
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))
+    assert predict_scores(model, images, crops_per_image=3) == pytest.approx([sigmoid(1 / 3), sigmoid(-1)])
+    model.temperature = 2.0                                                  # a calibrated model divides first
+    assert predict_scores(model, images, crops_per_image=3) == pytest.approx([sigmoid(1 / 6), sigmoid(-0.5)])
 
 
 def test_cifar100_transfer_tables_against_hand_computed_values():
