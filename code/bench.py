@@ -33,11 +33,11 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from classes import Batcher, CIFAKE_CNN, build_model, load_cifake, normalise, split_train_val
+from classes import Batcher, CIFAKE_CNN, build_model, load_cifake, normalise
 from evaluate import find_image_files, predict_scores, score_at_threshold, score_dataset, score_files
 from imagefiles import decode_files
 from project import REPO_ROOT, config_path, fast_bfloat16, shown
-from training import RECIPES, train_model
+from training import RECIPES, split_train_val, train_model
 
 RECIPES_JSON = REPO_ROOT / "notes" / "logs" / "bench_recipes.json"    # written by `recipes`, read by `gpu`
 

@@ -20,7 +20,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
-from sklearn.model_selection import train_test_split
 
 from imagefiles import IMAGE_SIZE, PREPROCESSINGS, crops_per_image, decode_folder, list_files
 from project import DOWNLOAD_HINT, ProjectError, atomic_write_bytes, config_path, shown
@@ -84,7 +83,13 @@ class ImageSet:
                        classes=pick(self.classes), coarse=pick(self.coarse),
                        digests=None if self.digests is None else self.digests[index.numpy()])
 
-
+    def join(self, other, name):
+        """This set then `other`, as one ImageSet called `name` (content classes dropped, load reports added)."""
+        report = LoadReport(self.report.found + other.report.found, self.report.loaded + other.report.loaded,
+                            self.report.skipped + other.report.skipped)
+        return ImageSet(name, torch.cat([self.images, other.images]), torch.cat([self.labels, other.labels]),
+                        self.sources + other.sources, report, digests=np.concatenate([self.digests, other.digests]),
+                        crops_per_image=self.crops_per_image)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -100,36 +105,36 @@ def parse_cifar10_class(filename):
     return k - 1 if 1 <= k <= len(CIFAR10_CLASSES) else -1
 
 
-def _class_dirs(split_dir, dataset, layout):
-    """{REAL: dir, FAKE: dir} for a split folder, matching class-folder names case-insensitively."""
+def _class_dirs(split_dir, dataset, layout, labels):
+    """{label: folder} for a split folder's class folders (real, fake: any case), which must all exist."""
     if not split_dir.is_dir():
         parent = split_dir.parent
         found = sorted(p.name for p in parent.iterdir()) if parent.is_dir() else "nothing (folder missing)"
         raise ProjectError(f"{dataset} not found: expected folder {shown(split_dir)} ({layout}), found {found}; "
                            f"{DOWNLOAD_HINT}")
     by_name = {p.name.lower(): p for p in split_dir.iterdir() if p.is_dir()}
-    if "real" not in by_name or "fake" not in by_name:
-        raise ProjectError(f"{dataset}: expected folders REAL and FAKE in {shown(split_dir)} ({layout}), "
-                           f"found {sorted(by_name) or 'none'}; {DOWNLOAD_HINT}")
-    return {REAL: by_name["real"], FAKE: by_name["fake"]}
+    wanted = {label: LABEL_NAMES[label].lower() for label in labels}
+    if not set(wanted.values()) <= by_name.keys():
+        raise ProjectError(f"{dataset}: expected folders {' and '.join(n.upper() for n in wanted.values())} in "
+                           f"{shown(split_dir)} ({layout}), found {sorted(by_name) or 'none'}; {DOWNLOAD_HINT}")
+    return {label: by_name[name] for label, name in sorted(wanted.items())}
 
 
 def load_image_folders(root, split, dataset, layout, preprocess="resize", max_pixels=Image.MAX_IMAGE_PIXELS,
-                       parse_class=None, class_names=None, use_cache=True, verbose=True):
-    """Read `root/split/{real,fake}/**` into an ImageSet, through the decode cache."""
+                       parse_class=None, class_names=None, use_cache=True, verbose=True, labels=(REAL, FAKE)):
+    """Read `root/split/{real,fake}/**` (`root/{real,fake}` for split "") into an ImageSet, through the cache."""
     root = Path(root)
-    dirs = _class_dirs(root / split, dataset, layout)
-    listed = [(label, f) for label in (FAKE, REAL) for f in list_files(dirs[label], f"{split}/{dirs[label].name}")]
+    dirs = _class_dirs(root / split, dataset, layout, labels)
+    listed = [(label, f) for label, d in dirs.items() for f in list_files(d, f"{split}/{d.name}".lstrip("/"))]
     files = [f for _, f in listed]
-    decoded = decode_folder(root, files, preprocess, max_pixels, f"{split}-{preprocess}" if use_cache else None,
-                            desc=f"{dataset}/{split}")
-    sources = [rel for rel, _, _ in files]
-    ok = decoded["ok"]
-    report = LoadReport(found=len(files), loaded=len(ok),
-                        skipped=[(sources[i], r) for i, r in zip(decoded["failed"].tolist(), decoded["reasons"].tolist())])
+    cache_key = f"{split or 'all'}-{preprocess}" if use_cache else None
+    decoded = decode_folder(root, files, preprocess, max_pixels, cache_key, desc=f"{dataset}/{split}")
+    sources, ok = [rel for rel, _, _ in files], decoded["ok"]
+    skipped = [(sources[i], reason) for i, reason in zip(decoded["failed"].tolist(), decoded["reasons"].tolist())]
+    report = LoadReport(found=len(files), loaded=len(ok), skipped=skipped)
     kept = [sources[i] for i in ok.tolist()]
     classes = torch.tensor([parse_class(rel.rpartition("/")[2]) for rel in kept]) if parse_class else None
-    result = ImageSet(name=f"{dataset}/{split}", images=torch.from_numpy(decoded["images"]),
+    result = ImageSet(name=f"{dataset}/{split}" if split else dataset, images=torch.from_numpy(decoded["images"]),
                       labels=torch.tensor([listed[i][0] for i in ok.tolist()], dtype=torch.int64), sources=kept,
                       report=report, classes=classes, class_names=class_names, digests=decoded["digests"][ok],
                       crops_per_image=crops_per_image(preprocess))
@@ -146,14 +151,21 @@ def load_cifake(root=None, split="train", use_cache=True, verbose=True):
                               use_cache=use_cache, verbose=verbose)
 
 
-def load_agiri(root=None, preprocess="resize", use_cache=True, verbose=True):
-    """The AGIRI test split `root/test/{fake,real}/*` (images of any size, mode and format) at 32 x 32."""
+def load_agiri(root=None, preprocess="resize", use_cache=True, verbose=True, name="AGIRI"):
+    """The AGIRI test split `root/test/{fake,real}/*` (images of any size, mode and format) at 32 x 32; any folder
+    in that layout (the faces stand-in) with its own `name`."""
     root = config_path("AGIRI_dir") if root is None else Path(root)
     if preprocess not in PREPROCESSINGS:
         raise ProjectError(f"unknown preprocessing '{preprocess}' (choose from {', '.join(PREPROCESSINGS)})")
-    return load_image_folders(root, "test", "AGIRI", "ai-generated-images-vs-real-images/test/{fake,real}/*",
-                              preprocess=preprocess, max_pixels=AGIRI_MAX_PIXELS,
-                              use_cache=use_cache, verbose=verbose)
+    return load_image_folders(root, "test", name, f"{root.name}/test/{{fake,real}}/*", preprocess=preprocess,
+                              max_pixels=AGIRI_MAX_PIXELS, use_cache=use_cache, verbose=verbose)
+
+
+def load_fakes(root, name, use_cache=True, verbose=True):
+    """A folder of generated 32 x 32 images only, `root/fake/*` (the DDPM CIFAR-10 samples): pair it with real
+    images from elsewhere (`ImageSet.join`)."""
+    return load_image_folders(root, "", name, f"{Path(root).name}/fake/*", use_cache=use_cache, verbose=verbose,
+                              labels=(FAKE,))
 
 
 def load_cifar100(root=None, split="test", verbose=True):
@@ -175,7 +187,7 @@ def load_cifar100(root=None, split="test", verbose=True):
                                f"re-download it ({DOWNLOAD_HINT})") from None
         absent = [k.decode() for k in keys if not isinstance(table, dict) or k not in table]
         if absent:
-            raise ProjectError(f"CIFAR-100: {shown(root / name)} lacks the keys {absent}; is it the Python-version pickle?")
+            raise ProjectError(f"CIFAR-100: {shown(root / name)} lacks the keys {absent}; is it the Python pickle?")
         return table
 
     table = unpickle(split, (b"data", b"fine_labels", b"coarse_labels"))
@@ -199,14 +211,6 @@ def load_cifar100(root=None, split="test", verbose=True):
     if verbose:
         print(f"{result.name}: {result.report.summary()}")
     return result
-
-
-def split_train_val(dataset, val_fraction=0.1, seed=0):
-    """A stratified (label x content class), seeded hold-out: returns (train, validation) ImageSets."""
-    strata = dataset.labels * 100 + (dataset.classes + 1 if dataset.classes is not None else 0)
-    train_idx, val_idx = train_test_split(np.arange(len(dataset)), test_size=val_fraction,
-                                          stratify=strata.numpy(), random_state=seed)
-    return dataset.subset(np.sort(train_idx)), dataset.subset(np.sort(val_idx))
 
 # ----------------------------------------------------------------------------------------------
 # Batching: the whole split lives on the device, normalised once; batches are slices
@@ -326,12 +330,10 @@ def high_frequency_residual(x):
 
 
 class StrongCNN(nn.Module):
-    """A compact residual detector (281,697 parameters as shipped). It sees the image together with its
-    high-frequency residual, keeps full 32 x 32 resolution for its first two layers (where pixel-level
-    generation traces live), then halves resolution twice; global average and max pooling feed
-    one logit. In eval mode it can average its logits over test-time views: test_shift=k adds the image moved by
-    k pixels up, down, left and right (reflection fills the border, as in training), test_flip=True the mirror
-    of every view (so test_shift=1 with test_flip gives 10 views)."""
+    """A compact residual detector (281,697 parameters as shipped): the image and its high-frequency residual, two
+    layers at full 32 x 32 resolution (where pixel-level generation traces live), then two halvings; mean and max
+    pooling feed one logit. In eval mode it averages its logits over test-time views: test_shift=k adds the image
+    moved k pixels each way (reflection-padded), test_flip its mirrors (with test_shift=1: 10 views)."""
 
     def __init__(self, widths=(32, 64, 112), test_flip=False, test_shift=0):
         super().__init__()
@@ -398,27 +400,25 @@ def count_parameters(model):
 CHECKPOINT_FORMAT = "cifake-detector/1"
 
 
-def sidecar_path(path):
-    return Path(path).with_suffix(".json")
-
-
 def read_sidecar(path):
     """The JSON sidecar of a model file ({} if it has none)."""
-    path = sidecar_path(path)
+    path = Path(path).with_suffix(".json")
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def save_model(model, path, threshold=0.5, info=None):
-    """Write `path` (.pth) and its JSON sidecar, each atomically."""
+    """Write `path` (.pth) and its JSON sidecar, each atomically. The checkpoint keeps the model's calibration
+    temperature (`model.temperature`, 1 if unset) beside the weights."""
     config = dict(model.config)
     checkpoint = {"format": CHECKPOINT_FORMAT, "arch": config.pop("arch"), "arch_kwargs": config,
                   "normalisation": "x / 127.5 - 1", "threshold": float(threshold),
+                  "temperature": float(getattr(model, "temperature", 1.0)),
                   "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
     atomic_write_bytes(path, buffer.getvalue())
     sidecar = {"file": Path(path).name, **model.config, "threshold": float(threshold), **(info or {})}
-    atomic_write_bytes(sidecar_path(path), (json.dumps(sidecar, indent=2) + "\n").encode())
+    atomic_write_bytes(Path(path).with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode())
 
 
 def load_model(path, device="cpu"):
@@ -445,5 +445,6 @@ def load_model(path, device="cpu"):
         first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
         raise ProjectError(f"{shown(path)}: the weights do not fit architecture {checkpoint['arch']} "
                            f"{checkpoint['arch_kwargs']} ({first})") from None
+    model.temperature = float(checkpoint.get("temperature", 1.0))   # P(real) = sigmoid(logit / temperature)
     meta = {k: v for k, v in checkpoint.items() if k != "state_dict"}
     return model.to(device).eval(), meta

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy.optimize import minimize_scalar
 from scipy.stats import bootstrap
 from sklearn.metrics import (average_precision_score, confusion_matrix, precision_recall_fscore_support,
                              roc_auc_score, roc_curve)
@@ -92,6 +93,36 @@ def parse_threshold(value, checkpoint):
     if not 0 <= threshold <= 1:
         raise ProjectError(f"-thr must be in [0, 1], got {threshold}")
     return threshold
+
+
+def fit_temperature(labels, logits):
+    """The temperature T > 0 that minimises the log loss of sigmoid(logit / T) (Guo et al. 2017), for use on
+    validation data only. Dividing by T keeps every ranking and the decision at 0.5; it only makes P(real) honest."""
+    labels, logits = np.asarray(labels, dtype=np.float64), np.asarray(logits, dtype=np.float64)
+    nll = lambda log_t: float(np.mean(np.logaddexp(0, -logits / np.exp(log_t)) * labels +
+                                      np.logaddexp(0, logits / np.exp(log_t)) * (1 - labels)))
+    return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.01), np.log(100)), method="bounded").x))
+
+
+def expected_calibration_error(labels, scores, bins=15):
+    """ECE: the mean gap between confidence and accuracy over `bins` equal-width bins of the confidence in the
+    predicted label (max(p, 1 - p), the call at 0.5), weighted by the share of images in each bin."""
+    table = reliability_table(labels, scores, bins)
+    return float((table["n"] * (table["confidence"] - table["accuracy"]).abs()).sum() / max(1, table["n"].sum()))
+
+
+def reliability_table(labels, scores, bins=15):
+    """Per bin of confidence in the predicted label (equal widths over [0, 1]; empty bins left out): the number of
+    images, their mean confidence and the share called right."""
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+    called_real = scores >= 0.5
+    confidence = np.where(called_real, scores, 1 - scores)
+    frame = pd.DataFrame({"bin": np.minimum((confidence * bins).astype(int), bins - 1), "confidence": confidence,
+                          "correct": called_real == (labels == REAL)})
+    table = frame.groupby("bin").agg(n=("correct", "size"), confidence=("confidence", "mean"),
+                                     accuracy=("correct", "mean"))
+    table.index = [f"{b / bins:.3f}-{(b + 1) / bins:.3f}" for b in table.index]
+    return table
 
 
 def choose_threshold(labels, scores):
@@ -190,6 +221,7 @@ def evaluate_cifake(model, dataset, threshold, device="cpu", train_set=None, sco
     labels = dataset.labels.numpy()
     scores = score_dataset(model, dataset, device) if scores is None else scores
     result = score_at_threshold(labels, scores, threshold)
+    result["ece"] = expected_calibration_error(labels, scores)
     sweep = threshold_sweep(labels, scores)
     result["sweep"] = sweep.to_dict(orient="records")
     if train_set is not None:
@@ -203,9 +235,12 @@ def summary_row(result):
     """The headline figures of a score_at_threshold result, for a one-row-per-model table."""
     row = {"n": result["n"], "accuracy": result["accuracy"], "called_real": result["called_real"],
            "auroc": result["auroc"], "ap": result["ap"],
-           "f1_fake": result["per_class"]["Fake"]["f1"], "f1_real": result["per_class"]["Real"]["f1"]}
+           "f1_fake": result["per_class"]["Fake"]["f1"], "f1_real": result["per_class"]["Real"]["f1"],
+           "recall_real": result["per_class"]["Real"]["recall"]}
     if "deduplicated" in result:
         row["accuracy_dedup"] = result["deduplicated"]["accuracy"]
+    if "ece" in result:
+        row["ece"] = result["ece"]
     return row
 
 

@@ -144,3 +144,19 @@ def gate_histograms(gates, labels):
     np.atleast_1d(axes)[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def reliability_diagrams(tables):
+    """Accuracy against confidence in the predicted label per bin (evaluate.reliability_table), before and after
+    calibration: `tables` is {model: {"before": table, "after": table}}; the diagonal is perfect calibration."""
+    fig, axes = plt.subplots(1, len(tables), figsize=(3.2 * len(tables), 3.3), sharey=True, squeeze=False)
+    for ax, (name, pair) in zip(axes[0], tables.items()):
+        for when, table in pair.items():
+            ax.plot(table["confidence"], table["accuracy"], marker="o", ms=3, label=when)
+        ax.plot([0.5, 1], [0.5, 1], color="grey", ls=":", lw=1)
+        ax.set(xlabel="confidence in the call", title=name, xlim=(0.5, 1), ylim=(0.4, 1))
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("share called right")
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

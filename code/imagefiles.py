@@ -78,6 +78,12 @@ def decode_image(data, preprocess="resize"):
     raise ValueError(f"unknown preprocessing '{preprocess}' (choose from {', '.join(PREPROCESSINGS)})")
 
 
+def image_size(path):
+    """(width, height) of an image file as stored (before any EXIF rotation), from its header alone."""
+    with Image.open(path) as img:
+        return img.size
+
+
 def crops_per_image(preprocess):
     return MULTI_CROP_GRID ** 2 if preprocess == "multi_crop" else 1
 

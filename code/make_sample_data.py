@@ -182,16 +182,40 @@ def make_agiri(root, rng, photos, n_per_class=24):
     (bad / "readme.txt").write_text("not an image\n")
 
 
+def make_faces(root, rng, photos, n_real=40, n_fake=8, side=64):
+    """The faces stand-in's format, test/{fake,real}/*.jpg: larger square JPEGs, few fakes beside many reals."""
+    kernel = upsampler_kernel()
+    for folder, n in (("real", n_real), ("fake", n_fake)):
+        out = Path(root) / "test" / folder
+        out.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            rgb = real_crop(rng, photos, size=side, max_region=400)
+            (out / f"{i:04d}.jpg").write_bytes(jpeg_bytes(stand_in_fake(rgb, kernel) if folder == "fake" else rgb, 75))
+
+
+def make_fakes_only(root, rng, photos, n=20):
+    """The DDPM-32 set's format, fake/*.jpg: 32 x 32 generated images and no real side."""
+    out = Path(root) / "fake"
+    out.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(stand_in_fake(np.stack([real_crop(rng, photos) for _ in range(n)]))):
+        (out / f"sample{i}.jpg").write_bytes(jpeg_bytes(image, 75))
+
+
 def make_sample_data(root=None, seed=0, n_train=1000, n_test=200, cifar100_per_class=(5, 3), agiri_per_class=24):
-    """Write the three sample datasets under `root` (default: config.json's sample_dir); returns root."""
+    """Write the sample datasets under `root` (default: config.json's sample_dir), each in the format of its
+    real counterpart's folder; returns root."""
     root = Path(root) if root is not None else config_path("sample_dir")
-    for name in ("CIFAKE", "CIFAR100", "ai-generated-images-vs-real-images"):
+    folders = {key: config_path(key).name for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir", "faces_dir",
+                                                        "ddpm32_dir")}
+    for name in folders.values():
         shutil.rmtree(root / name, ignore_errors=True)          # regenerate from scratch, no stale files
     rng = np.random.default_rng(seed)
     photos = source_photos()
-    make_cifake(root / "CIFAKE", rng, photos, n_train, n_test)
-    make_cifar100(root / "CIFAR100", rng, photos, *cifar100_per_class)
-    make_agiri(root / "ai-generated-images-vs-real-images", rng, photos, agiri_per_class)
+    make_cifake(root / folders["CIFAKE_dir"], rng, photos, n_train, n_test)
+    make_cifar100(root / folders["CIFAR100_dir"], rng, photos, *cifar100_per_class)
+    make_agiri(root / folders["AGIRI_dir"], rng, photos, agiri_per_class)
+    make_faces(root / folders["faces_dir"], rng, photos)
+    make_fakes_only(root / folders["ddpm32_dir"], rng, photos)
     (root / "README.md").write_text(f"# Generated sample data\n\n{STAND_IN_NOTE}.\n"
                                     f"Made by `python code/make_sample_data.py --seed {seed}`.\n")
     return root

@@ -1,12 +1,16 @@
 """Score your own images: P(real) for every image file, of any size, mode and format PIL reads.
 
-    python code/predict.py photo.jpg my_folder/                    # base_model, its validation threshold
+    python code/predict.py photo.jpg my_folder/                    # strong_model, its validation threshold
     python code/predict.py my_folder -mf attn_model --preprocess multi_crop --csv scores.csv
     python code/predict.py my_folder --explain heatmaps/             # also save a Grad-CAM overlay per image
 
-Folders are searched recursively. Files that cannot be read are listed with the reason and do not stop the
-run; the exit code is 1 when any file failed or no image was found, else 0.
+P(real) is calibrated (temperature fitted on the model's validation split). The models know only 32 x 32 CIFAKE
+images: for any other size the run says how many such images there were and what the model card measured for
+that model on larger images, and the table's `in_domain` column is False. Folders are searched recursively.
+Files that cannot be read are listed with the reason and do not stop the run; the exit code is 1 when any file
+failed or no image was found, else 0.
 """
+import json
 import sys
 from pathlib import Path
 
@@ -17,14 +21,33 @@ import pandas as pd
 import cli
 from classes import load_model
 from evaluate import find_image_files, parse_threshold, score_files
-from imagefiles import PREPROCESSINGS
-from project import model_path, pick_device
+from imagefiles import IMAGE_SIZE, PREPROCESSINGS, image_size
+from project import REPO_ROOT, model_path, pick_device
+
+MODEL_CARD = REPO_ROOT / "models" / "card.json"      # written by reproduce.py with models/README.md
+
+
+def out_of_domain_notice(table, model_name, card=MODEL_CARD):
+    """One line for the images that are not 32 x 32, with the transfer figure the model card holds for the model
+    (None when every image is in domain)."""
+    outside = int((~table["in_domain"]).sum())
+    if not outside:
+        return None
+    transfer = {}
+    if Path(card).is_file():
+        transfer = json.loads(Path(card).read_text())["models"].get(model_name, {}).get("transfer", {})
+    measured = transfer.get("faces AUROC (resize)")
+    figure = (f"its AUROC on 256 x 256 faces (DDPM vs CelebA-HQ) was {measured:.2f}, where 0.5 is chance"
+              if measured is not None else "the model card holds no transfer figure for it")
+    return (f"note: {outside} of {len(table)} images are not {IMAGE_SIZE}x{IMAGE_SIZE}, outside what {model_name} "
+            f"was trained on; {figure} (models/README.md): do not read these scores as verdicts")
 
 
 def main(argv=None):
     parser = cli.parser(__doc__, sample=False)
     parser.add_argument("paths", nargs="+", help="image files and folders")
-    parser.add_argument("-mf", "--model-file", default="base_model")
+    parser.add_argument("-mf", "--model-file", default="strong_model",
+                        help="config key, models/<name>.pth, or a path (default strong_model, the most accurate)")
     parser.add_argument("-thr", "--threshold", default="val", help="a number in [0, 1], or 'val' (the default)")
     parser.add_argument("--preprocess", choices=PREPROCESSINGS, default="resize")
     parser.add_argument("--csv", metavar="FILE")
@@ -41,11 +64,15 @@ def main(argv=None):
         print(f"no image found in {', '.join(args.paths)}", file=sys.stderr)
         return 1
     table, failed, images = score_files(model, files, threshold, args.preprocess, device, path.stem)
+    table["in_domain"] = [image_size(p) == (IMAGE_SIZE, IMAGE_SIZE) for p in table["path"]]
     with pd.option_context("display.max_rows", 50, "display.max_colwidth", 60):
         print(table[["path", "p_real", "label"]].to_string(index=False, float_format=lambda v: f"{v:.4f}")
               if len(table) else "no readable images")
     print(f"\n{len(table)} of {len(files)} files scored with {path.stem} at threshold {threshold:.3f} "
           f"({args.preprocess}): {int((table['label'] == 'Real').sum())} called real")
+    notice = out_of_domain_notice(table, path.stem)
+    if notice:
+        print(notice)
     for file, reason in failed:
         print(f"skipped {file}: {reason}", file=sys.stderr)
     if args.csv:

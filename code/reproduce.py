@@ -24,10 +24,13 @@ import pandas as pd
 
 import cli
 import figures
-from classes import load_agiri, load_cifake, load_cifar100
+from classes import FAKE, REAL, load_agiri, load_cifake, load_cifar100, load_fakes
 from evaluate import (accounting_table, accuracy_by_group, bootstrap_intervals, cifar100_transfer, dataset_logits,
-                      evaluate_cifake, probability, score_at_threshold, summary_row, temperature_of)
-from project import REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, dataset_dir, git_commit, pick_device
+                      evaluate_cifake, expected_calibration_error, probability, reliability_table, score_at_threshold,
+                      summary_row, temperature_of)
+from imagefiles import PREPROCESSINGS
+from project import (REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, dataset_dir, git_commit, model_file,
+                     pick_device, shown)
 from robustness import perturbation_table, wide_table
 from training import SHIPPED_MODELS, train_or_load
 
@@ -113,11 +116,13 @@ def model_key(model):
 
 def cifake_section(report, models, sidecars, root, device, store):
     test, train = load_cifake(root, "test"), load_cifake(root, "train", verbose=False)
-    labels, rows, scores, sweeps = test.labels.numpy(), {}, {}, {}
+    labels, rows, scores, sweeps, reliability = test.labels.numpy(), {}, {}, {}, {}
     score = store.for_dataset(test)
     for name, model in models.items():
-        scores[name] = probability(score(name, "none", lambda: dataset_logits(model, test, device)),
-                                   temperature_of(model))
+        logits = score(name, "none", lambda: dataset_logits(model, test, device))
+        scores[name] = probability(logits, temperature_of(model))
+        reliability[name] = {"before": reliability_table(labels, probability(logits)),
+                             "after": reliability_table(labels, scores[name])}
         result, sweeps[name], _ = evaluate_cifake(model, test, 0.5, device, train, scores=scores[name])
         at_val = score_at_threshold(labels, scores[name], sidecars[name]["threshold"])
         intervals = bootstrap_intervals(labels, scores[name], sidecars[name]["threshold"])
@@ -126,6 +131,8 @@ def cifake_section(report, models, sidecars, root, device, store):
                       "accuracy at val threshold, 95% low": intervals["accuracy"][0],
                       "accuracy at val threshold, 95% high": intervals["accuracy"][1],
                       "auroc, 95% low": intervals["auroc"][0], "auroc, 95% high": intervals["auroc"][1],
+                      "temperature": temperature_of(model),
+                      "ece before calibration": expected_calibration_error(labels, probability(logits)),
                       "parameters": sidecars[name]["parameters"], "epochs": sidecars[name]["epochs"],
                       "recipe": sidecars[name].get("recipe", "original"),
                       "training seconds": sidecars[name]["wall_seconds"]}
@@ -137,9 +144,15 @@ def cifake_section(report, models, sidecars, root, device, store):
                 f"1,000 resamples of the test images.")
     headline = ["n", "accuracy", "called_real", "auroc", "ap", "f1_fake", "f1_real", "accuracy_dedup", "val threshold",
                 "accuracy at val threshold"]
+    calibration = ["temperature", "ece before calibration", "ece"]
     report.table(table[headline])
-    report.text("95% intervals at each model's validation threshold, and training:")
-    report.table(table.drop(columns=headline))
+    report.text("### Calibration", "Expected calibration error (15 equal-width bins of the confidence in the call) "
+                "with P(real) = sigmoid(logit) and after temperature scaling, P(real) = sigmoid(logit / T), T fitted "
+                "on each model's validation split:")
+    report.table(table[calibration])
+    report.figure(figures.reliability_diagrams(reliability), "reliability.png", "reliability before and after")
+    report.text("### Intervals and training", "95% intervals at each model's validation threshold:")
+    report.table(table.drop(columns=headline + calibration))
     for name, sweep in sweeps.items():
         report.figure(figures.sweep_curves(sweep, f"{name} on {test.name}"), f"sweep_{name}.png", f"{name} sweep")
     report.figure(figures.roc_curves(labels, scores, test.name), "roc_cifake.png", "ROC curves on CIFAKE test")
@@ -171,25 +184,65 @@ def cifar100_section(report, models, root, device, store):
     return transfer["overall"]
 
 
-def agiri_section(report, models, sidecars, root, device, store):
-    datasets = {p: load_agiri(root, preprocess=p) for p in ("resize", "center_crop", "multi_crop")}
-    report.text("## AGIRI test: every file accounted for")
+def mixed_section(report, models, sidecars, root, device, store, key, name, title):
+    """A `test/{fake,real}` folder of images of any size (AGIRI, the faces stand-in), under each preprocessing."""
+    datasets = {p: load_agiri(root, preprocess=p, name=name) for p in PREPROCESSINGS}
+    report.text(f"## {title}: every file accounted for")
     report.table(accounting_table(datasets))
     rows = {}
     for prep, data in datasets.items():
-        score = store.for_dataset(data, f"-{prep}")
-        for name, model in models.items():
-            scores = probability(score(name, "none", lambda: dataset_logits(model, data, device)),
+        score = store.for_dataset(data)
+        for model_name, model in models.items():
+            scores = probability(score(model_name, "none", lambda: dataset_logits(model, data, device)),
                                  temperature_of(model))
             labels = data.labels.numpy()
-            at_val = score_at_threshold(labels, scores, sidecars[name]["threshold"])
-            rows[(name, prep)] = {**summary_row(score_at_threshold(labels, scores, 0.5)),
-                                  "accuracy at val threshold": at_val["accuracy"]}
+            at_val = score_at_threshold(labels, scores, sidecars[model_name]["threshold"])
+            rows[(model_name, prep)] = {**summary_row(score_at_threshold(labels, scores, 0.5)),
+                                        "accuracy at val threshold": at_val["accuracy"]}
     table = pd.DataFrame(rows).T.rename_axis(["model", "preprocessing"])
-    report.results["agiri"] = {f"{m} {p}": row for (m, p), row in rows.items()}
-    report.text(f"## AGIRI test ({len(datasets['resize'])} images): three preprocessings")
+    report.results[key] = {"n": len(datasets["resize"]), "models": {f"{m} {p}": row for (m, p), row in rows.items()}}
+    report.text(f"## {title} ({len(datasets['resize'])} images): three preprocessings, threshold 0.5")
     report.table(table)
     return table.xs("resize", level=1)["accuracy"]
+
+
+def ddpm32_section(report, models, cifake_root, ddpm_root, device, store):
+    """DDPM samples at 32 x 32 (CIFAKE's own size and JPEG tables) against CIFAKE's real test images."""
+    test = load_cifake(cifake_root, "test", verbose=False)
+    data = load_fakes(ddpm_root, "DDPM-32").join(test.subset(test.labels == REAL), "DDPM-32 vs CIFAKE test/REAL")
+    labels, score = data.labels.numpy(), store.for_dataset(data)
+    rows = {}
+    for name, model in models.items():
+        scores = probability(score(name, "none", lambda: dataset_logits(model, data, device)), temperature_of(model))
+        fakes = scores[labels == FAKE]
+        rows[name] = {**summary_row(score_at_threshold(labels, scores, 0.5)),
+                      "fakes called real": float((fakes >= 0.5).mean()), "mean P(real) of fakes": float(fakes.mean())}
+    report.results["ddpm32"] = {"n_fake": int((labels == FAKE).sum()), "n_real": int((labels == REAL).sum()),
+                                "report": data.report.summary(), "models": rows}
+    report.text(f"## Another generator at 32 x 32: {int((labels == FAKE).sum())} DDPM samples against the "
+                f"{int((labels == REAL).sum())} real CIFAKE test images", f"{data.report.summary()}. AUROC below 0.5 "
+                "means the model ranks these fakes as more real than real photographs.")
+    report.table(pd.DataFrame(rows).T)
+
+
+def transfer_summary(report):
+    """One row per model: CIFAKE test AUROC beside every transfer figure measured (results.json "transfer")."""
+    results, rows = report.results, {}
+    for name, cifake in results["cifake_test"]["models"].items():
+        row = {"CIFAKE test AUROC": cifake["auroc"], "CIFAKE test recall of REAL": cifake["recall_real"]}
+        if "cifar100" in results:
+            row["CIFAR-100 share called real"] = results["cifar100"]["share_called_real"][name]
+        if "faces" in results:
+            faces = {p: results["faces"]["models"][f"{name} {p}"]["auroc"] for p in PREPROCESSINGS}
+            row["faces AUROC (resize)"] = faces["resize"]
+            row["faces AUROC (best crop)"] = max(faces["center_crop"], faces["multi_crop"])
+        if "ddpm32" in results:
+            row["DDPM-32 AUROC"] = results["ddpm32"]["models"][name]["auroc"]
+        rows[name] = row
+    results["transfer"] = rows
+    report.text("## Transfer at a glance", "AUROC: how well P(real) ranks real above generated images (0.5: chance; "
+                "below 0.5: reversed). Faces: DDPM vs CelebA-HQ at 256 x 256, a stand-in for AGIRI, never AGIRI.")
+    report.table(pd.DataFrame(rows).T)
 
 
 def robustness_section(report, models, root, device, store):
@@ -203,6 +256,52 @@ def robustness_section(report, models, root, device, store):
     wide.columns = [f"{metric} {model}" for metric, model in wide.columns]
     report.table(wide)
     report.figure(figures.robustness_bars(table), "robustness.png", "accuracy and AUROC under perturbations")
+
+
+INTENDED_USE = ("Research on detecting generated images: telling CIFAKE-like 32 x 32 Stable Diffusion 1.4 images "
+                "from CIFAR-10 photographs. Not a general-purpose detector of AI-generated images.")
+LIMITATIONS = ("Trained on CIFAKE only: 32 x 32 images, one generator (Stable Diffusion 1.4), CIFAR-10's ten classes "
+               "and JPEG tables. Scores for other sizes, generators or subjects are out of domain (see Transfer); "
+               "blur and resizing lower accuracy sharply unless the model was trained with augmentation.")
+
+
+def model_card(results, sidecars):
+    """The model card, from the sidecars and results.json (nothing typed by hand): {"markdown", "data"}."""
+    cifake, transfer = results["cifake_test"]["models"], results.get("transfer", {})
+    robustness = pd.DataFrame(results.get("robustness", {}).get("results", []))
+    data, lines = {}, ["# Model card", "", "Generated by `python code/reproduce.py` from each model's sidecar "
+                       "(`<name>.json`) and `notes/results/results.json`. " + INTENDED_USE, "",
+                       f"**Known limitations.** {LIMITATIONS}", ""]
+    for name, sidecar in sidecars.items():
+        row = cifake[name]
+        entry = {"arch": sidecar["arch"], "parameters": sidecar["parameters"], "recipe": sidecar.get("recipe"),
+                 "epochs": sidecar["epochs"], "training": f"{sidecar['n_train']:,} CIFAKE training images, "
+                 f"{sidecar['n_val']:,} held out for validation (seed {sidecar['seed']})",
+                 "threshold": sidecar["threshold"], "temperature": row["temperature"],
+                 "cifake_test": {k: row[k] for k in ("accuracy", "accuracy at val threshold", "auroc", "ece")},
+                 "transfer": transfer.get(name, {})}
+        if len(robustness):
+            mine = robustness[(robustness["model"] == name) & (robustness["perturbation"] != "none")]
+            worst = mine.sort_values(["accuracy", "auroc"]).iloc[0]
+            entry["robustness"] = {"worst perturbation": worst["perturbation"], "accuracy": worst["accuracy"],
+                                   "auroc": worst["auroc"]}
+        data[name] = entry
+        lines += [f"## {name}", "", f"- Network: `{entry['arch']}`, {entry['parameters']:,} parameters; recipe "
+                  f"`{entry['recipe']}`, {entry['epochs']} epochs; {entry['training']}; device {sidecar['device']}, "
+                  f"torch {sidecar['torch']}, commit {sidecar['git_commit']}.",
+                  f"- CIFAKE test: accuracy {row['accuracy']:.2%} at 0.5, {row['accuracy at val threshold']:.2%} at "
+                  f"the validation threshold {entry['threshold']:.3f}; AUROC {row['auroc']:.4f}; calibration: "
+                  f"temperature {row['temperature']:.3f}, ECE {row['ece before calibration']:.4f} -> {row['ece']:.4f}."]
+        if "robustness" in entry:
+            r = entry["robustness"]
+            lines.append(f"- Robustness: worst under {r['worst perturbation']} (accuracy {r['accuracy']:.2%}, "
+                         f"AUROC {r['auroc']:.4f}).")
+        if entry["transfer"]:
+            lines.append("- Transfer: " + "; ".join(f"{k} {v:.4f}" for k, v in entry["transfer"].items()
+                                                    if not k.startswith("CIFAKE")) + ".")
+        lines.append("")
+    return {"markdown": "\n".join(lines), "data": {"intended_use": INTENDED_USE, "limitations": LIMITATIONS,
+                                                    "models": data}}
 
 
 def readme_tables(results):
@@ -234,6 +333,9 @@ def readme_tables(results):
                         "AUROC (95% interval)": f"{anchor['auroc']:.4f}", "AP": "", "training": ""}
     text = lambda frame: frame.to_markdown(disable_numparse=True)          # cells are formatted strings already
     tables = {"replication": text(replication), "strong": text(pd.DataFrame(strong).T)}
+    if "transfer" in results:
+        frame = pd.DataFrame(results["transfer"]).T
+        tables["transfer"] = text(frame.map(lambda v: f"{v:.4f}" if abs(v) < 1 or v == 1 else f"{v:,.0f}"))
     if "robustness" in results:
         rows = pd.DataFrame(results["robustness"]["results"])
         wide = rows.pivot(index="perturbation", columns="model", values="accuracy")
@@ -272,20 +374,30 @@ def main(argv=None):
     models = {name: model for name, (model, _) in loaded.items()}
     sidecars = {name: sidecar for name, (_, sidecar) in loaded.items()}
     store = ScoreStore(REPO_ROOT / "data" / ".scores", models)
-    cifake, cifar100, agiri = (dataset_dir(key, args.sample) for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir"))
+    folder = {key: dataset_dir(key, args.sample) for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir", "faces_dir",
+                                                            "ddpm32_dir")}
     sections = {
-        "CIFAKE test accuracy": lambda: cifake_section(report, models, sidecars, cifake, device, store),
-        "CIFAR-100 share called real": lambda: cifar100_section(report, models, cifar100, device, store),
-        "AGIRI accuracy": lambda: agiri_section(report, models, sidecars, agiri, device, store),
-        "robustness": lambda: robustness_section(report, models, cifake, device, store),
+        "CIFAKE test accuracy": lambda: cifake_section(report, models, sidecars, folder["CIFAKE_dir"], device, store),
+        "CIFAR-100 share called real": lambda: cifar100_section(report, models, folder["CIFAR100_dir"], device, store),
+        "AGIRI accuracy": lambda: mixed_section(report, models, sidecars, folder["AGIRI_dir"], device, store, "agiri",
+                                                "AGIRI", "AGIRI test"),
+        "faces": lambda: mixed_section(report, models, sidecars, folder["faces_dir"], device, store, "faces",
+                                       "faces", "DDPM faces vs CelebA-HQ (a stand-in for AGIRI)"),
+        "DDPM-32": lambda: ddpm32_section(report, models, folder["CIFAKE_dir"], folder["ddpm32_dir"], device, store),
+        "robustness": lambda: robustness_section(report, models, folder["CIFAKE_dir"], device, store),
     }
     ours = {}
     for name, run in sections.items():
         try:
-            ours[name] = run()
+            result = run()
         except ProjectError as e:
             print(f"skipped {name}: {e}")
             report.text(f"## {name}: skipped", f"{e}")
+            continue
+        if result is not None:
+            ours[name] = result
+    if "cifake_test" in report.results:
+        transfer_summary(report)
     comparison = pd.DataFrame({f"{metric} ({who})": table[metric] for metric in ORIGINAL_STUDY
                                for who, table in (("ours", pd.DataFrame(ours)), ("original", ORIGINAL_STUDY))
                                if metric in table}, index=list(SHIPPED_MODELS))
@@ -293,6 +405,12 @@ def main(argv=None):
     report.table(comparison)
     report.text(f"Total time {time.perf_counter() - started:.0f} s.")
     print(f"wrote {report.write()}")
+    if "cifake_test" in report.results:
+        card = model_card(report.results, sidecars)
+        folder = model_file(next(iter(SHIPPED_MODELS)), args.sample).parent if not args.out else out
+        (folder / "README.md").write_text(card["markdown"])
+        (folder / "card.json").write_text(json.dumps(card["data"], indent=2, default=float) + "\n")
+        print(f"wrote the model card {shown(folder / 'README.md')} and card.json")
     if not args.sample and not args.out and "cifake_test" in report.results:
         update_readme(readme_tables(report.results))
         print("rewrote the results tables of README.md")

@@ -40,7 +40,7 @@ def main(argv=None):
     train_set = load_cifake(root, "train", verbose=False) if args.split == "test" else None
     result, sweep, scores = evaluate_cifake(model, dataset, threshold, device, train_set)
     result = {"model": path.stem, "model_file": shown(path), "dataset": dataset.name, "data_dir": shown(root),
-              "sample_data": args.sample, **result,
+              "sample_data": args.sample, "temperature": model.temperature, **result,
               "interval95": bootstrap_intervals(dataset.labels.numpy(), scores, threshold)}   # 8 s for 20,000 images
 
     pd.set_option("display.precision", 4)
@@ -48,6 +48,8 @@ def main(argv=None):
     (acc_low, acc_high), (auc_low, auc_high) = result["interval95"]["accuracy"], result["interval95"]["auroc"]
     print(f"accuracy {result['accuracy']:.4f} (95% bootstrap interval {acc_low:.4f}-{acc_high:.4f})   "
           f"ROC AUC {result['auroc']:.4f} ({auc_low:.4f}-{auc_high:.4f})   average precision {result['ap']:.4f}")
+    print(f"expected calibration error {result['ece']:.4f} (15 bins; temperature {model.temperature:.3f}, "
+          f"fitted on validation)")
     print(f"\n{per_class_table(result).to_string()}\n\n{confusion_table(result).to_string()}")
     print(f"\nthreshold sweep:\n{sweep.to_string(index=False)}")
     if "deduplicated" in result:

@@ -11,14 +11,17 @@ import hashlib
 import time
 from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
 import torch
 import torch.nn as nn
+from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 import robustness
 from classes import (Batcher, build_model, count_parameters, load_cifake, load_model, read_sidecar, save_model,
-                     single_view, split_train_val)
-from evaluate import choose_threshold, predict_scores, score_at_threshold
+                     single_view)
+from evaluate import (choose_threshold, expected_calibration_error, fit_temperature, predict_logits, predict_scores,
+                      probability, score_at_threshold)
 from project import ProjectError, cifake_root, fast_bfloat16, git_commit, model_file, seed_everything, shown
 
 
@@ -84,25 +87,28 @@ SHIPPED_MODELS = {
 }
 
 
+def split_train_val(dataset, val_fraction=0.1, seed=0):
+    """A stratified (label x content class), seeded hold-out: returns (train, validation) ImageSets."""
+    strata = dataset.labels * 100 + (dataset.classes + 1 if dataset.classes is not None else 0)
+    train_idx, val_idx = train_test_split(np.arange(len(dataset)), test_size=val_fraction,
+                                          stratify=strata.numpy(), random_state=seed)
+    return dataset.subset(np.sort(train_idx)), dataset.subset(np.sort(val_idx))
+
+
 def dataset_fingerprint(dataset):
     """A short hash of a split's file contents, in order: two runs on the same data share it."""
     return f"{dataset.name}:{len(dataset)}:" + hashlib.sha1(dataset.digests.tobytes()).hexdigest()[:16]
 
 
-def validate(model, val_set, device):
-    """(validation loss, accuracy at 0.5 and AUROC; P(real) of every validation image)."""
-    scores = predict_scores(model, val_set.images, device)
+def monitor(model, val_set, device):
+    """Validation loss, accuracy at 0.5 and AUROC for progress reports, on one view per image (test-time view
+    averaging would cost up to 10x as much; the final calibration and threshold use every view)."""
+    with single_view(model):
+        scores = predict_scores(model, val_set.images, device)
     p = torch.from_numpy(scores).clamp(1e-7, 1 - 1e-7)
     loss = float(nn.functional.binary_cross_entropy(p, val_set.labels.float()))
     result = score_at_threshold(val_set.labels.numpy(), scores, 0.5)
-    return {"val_loss": loss, "val_accuracy": result["accuracy"], "val_auroc": result["auroc"]}, scores
-
-
-def monitor(model, val_set, device):
-    """Validation metrics for progress reports, on one view per image (test-time view averaging would cost up
-    to 10x as much; the final validation, which picks the threshold, uses every view)."""
-    with single_view(model):
-        return validate(model, val_set, device)[0]
+    return {"val_loss": loss, "val_accuracy": result["accuracy"], "val_auroc": result["auroc"]}
 
 
 def make_optimizer(parameters, recipe):
@@ -193,10 +199,22 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
             print(f"epoch {epoch}/{recipe.epochs}: train loss {record['train_loss']:.4f} | val loss "
                   f"{metrics['val_loss']:.4f} acc {metrics['val_accuracy']:.4f} AUROC {metrics['val_auroc']:.4f} | "
                   f"{record['seconds']:.1f} s")
-    _, scores = validate(model, val_set, device)
-    history["threshold"] = choose_threshold(val_set.labels.numpy(), scores)
-    history["val_at_threshold"] = score_at_threshold(val_set.labels.numpy(), scores, history["threshold"])
+    history.update(calibrate(model, val_set, device))
     return model.eval(), history
+
+
+def calibrate(model, val_set, device="cpu"):
+    """Fit the model's temperature on the validation split (set as model.temperature), then choose the threshold
+    on the calibrated scores. Returns the figures for the history: temperature, validation ECE before and after,
+    threshold and every validation figure at it."""
+    labels = val_set.labels.numpy()
+    logits = predict_logits(model, val_set.images, device)
+    model.temperature = fit_temperature(labels, logits)
+    scores = probability(logits, model.temperature)
+    threshold = choose_threshold(labels, scores)
+    return {"temperature": model.temperature, "val_ece_before": expected_calibration_error(labels, probability(logits)),
+            "val_ece": expected_calibration_error(labels, scores), "threshold": threshold,
+            "val_at_threshold": score_at_threshold(labels, scores, threshold)}
 
 
 def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, device="cpu", sample=False,
@@ -214,13 +232,15 @@ def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, d
     wall = time.perf_counter() - started
     val = history["val_at_threshold"]
     print(f"validation: threshold {history['threshold']:.3f} (max balanced accuracy), accuracy {val['accuracy']:.4f}, "
-          f"AUROC {val['auroc']:.4f}; {wall:.0f} s")
+          f"AUROC {val['auroc']:.4f}; temperature {history['temperature']:.3f} (ECE {history['val_ece_before']:.4f} -> "
+          f"{history['val_ece']:.4f}); {wall:.0f} s")
     if path is not None:
         recipe_fields = {k: v for k, v in asdict(recipe).items() if k != "name"}
         info = {"parameters": count_parameters(model), "recipe": recipe.name, **recipe_fields,
                 "loss": "BCEWithLogitsLoss", "amp": history["amp"], "sample_data": sample,
                 "dataset": dataset_fingerprint(train_set), "n_train": len(train_set), "n_val": len(val_set),
-                "validation": val, "history": history["epochs"], "steps": history["steps"], "device": str(device),
+                "validation": val, "temperature": history["temperature"],
+                "calibration": {k: history[k] for k in ("val_ece_before", "val_ece")}, "history": history["epochs"], "steps": history["steps"], "device": str(device),
                 "torch": torch.__version__, "git_commit": git_commit(), "wall_seconds": round(wall, 1)}
         save_model(model, path, history["threshold"], info)
         print(f"saved {shown(path)} and {path.with_suffix('.json').name}")
@@ -236,5 +256,26 @@ def train_or_load(name, sample=False, retrain=False, device="cpu"):
         recipe = replace(spec.recipe, epochs=min(spec.recipe.epochs, SAMPLE_EPOCHS)) if sample else spec.recipe
         print(f"training {name} (recipe {recipe.name}, {recipe.epochs} epochs{', sample data' if sample else ''}) ...")
         train_and_save(recipe, spec.arch, spec.arch_kwargs, path=path, device=device, sample=sample)
-    model, _ = load_model(path, device)
+    model, checkpoint = load_model(path, device)
+    if "temperature" not in checkpoint:                # trained before models were calibrated: do it now
+        calibrate_saved(path, sample, device)
+        model, _ = load_model(path, device)
     return model, read_sidecar(path)
+
+
+def calibrate_saved(path, sample=False, device="cpu"):
+    """Calibrate a saved model post hoc on its own validation split (rebuilt from the seed and fraction in its
+    sidecar): its temperature, and the threshold re-chosen on the calibrated scores, are saved with the same
+    weights; the sidecar records both and the commit that calibrated."""
+    model, _ = load_model(path, device)
+    sidecar = read_sidecar(path)
+    _, val_set = split_train_val(load_cifake(cifake_root(sample=sample), "train", verbose=False),
+                                 sidecar.get("val_fraction", 0.1), sidecar.get("seed", 0))
+    result = calibrate(model, val_set, device)
+    print(f"calibrated {shown(path)} on {len(val_set)} validation images: temperature {result['temperature']:.3f}, "
+          f"ECE {result['val_ece_before']:.4f} -> {result['val_ece']:.4f}, threshold {result['threshold']:.3f}")
+    info = {k: v for k, v in sidecar.items() if k not in ("file", "threshold", *model.config)}
+    info.update(temperature=result["temperature"], validation=result["val_at_threshold"],
+                calibration={"val_ece_before": result["val_ece_before"], "val_ece": result["val_ece"],
+                             "post_hoc": True, "git_commit": git_commit()})
+    save_model(model, path, result["threshold"], info)

@@ -12,7 +12,8 @@ from PIL import Image
 
 from classes import (CIFAKE_CNN, FAKE, REAL, Batcher, SRMLayer, StrongCNN, build_model, count_parameters,
                      high_frequency_residual, load_agiri, load_cifake, load_cifar100, load_model, normalise,
-                     parse_cifar10_class, save_model, single_view, split_train_val)
+                     parse_cifar10_class, save_model, single_view)
+from training import split_train_val
 from project import REPO_ROOT, ProjectError
 
 
@@ -330,3 +331,31 @@ def test_real_cifake_has_378_test_fakes_leaked_from_train():
     test, train = load_cifake(REAL_CIFAKE, "test"), load_cifake(REAL_CIFAKE, "train")
     leaked = leaked_test_images(test, train)
     assert leaked.sum() == 378 and (test.labels[torch.from_numpy(leaked)] == FAKE).all()
+
+
+REAL_CIFAR100, REAL_FACES, REAL_DDPM32 = (REPO_ROOT / "data" / name for name in
+                                          ("CIFAR100", "faces-ddpm-celebahq", "ddpm-cifar10-32"))
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not (REAL_CIFAR100 / "test").is_file(),
+                    reason="CIFAR-100 not in data/CIFAR100 (../shared/data/cifar100-sample10k.tar.gz or get_data.py)")
+def test_real_cifar100_sample_has_100_images_per_fine_class_within_meta_coarse_classes():
+    data = load_cifar100(REAL_CIFAR100)
+    assert len(data) == 10_000 and data.classes.bincount(minlength=100).tolist() == [100] * 100
+    pairs = set(zip(data.classes.tolist(), data.coarse.tolist()))
+    assert len(pairs) == 100                                   # each fine class within one coarse class
+    assert torch.tensor([c for _, c in pairs]).bincount(minlength=20).tolist() == [5] * 20
+    fine, coarse = data.class_names.index("apple"), data.coarse_names.index("fruit_and_vegetables")
+    assert (fine, coarse) in pairs and len(data.class_names) == 100 and len(data.coarse_names) == 20
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not (REAL_FACES / "test").is_dir() or not REAL_DDPM32.is_dir(),
+                    reason="the faces and DDPM-32 sets are not in data/ (../shared/data/*.tar.gz)")
+def test_real_transfer_sets_load_every_file():
+    from classes import load_fakes
+    faces = load_agiri(REAL_FACES, name="faces")
+    assert (faces.labels == FAKE).sum() == 100 and (faces.labels == REAL).sum() == 2048 and not faces.report.skipped
+    ddpm = load_fakes(REAL_DDPM32, "DDPM-32")
+    assert len(ddpm) == 129 and (ddpm.labels == FAKE).all() and ddpm.images.shape[1:] == (3, 32, 32)

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from classes import load_cifake
-from evaluate import (accuracy_by_group, bootstrap_intervals, choose_threshold, leaked_test_images,
-                      score_at_threshold, share_called_real, threshold_sweep)
+from evaluate import (accuracy_by_group, bootstrap_intervals, choose_threshold, expected_calibration_error,
+                      fit_temperature, leaked_test_images, probability, reliability_table, score_at_threshold,
+                      share_called_real, threshold_sweep)
 
 
 def test_metrics_against_hand_computed_values():
@@ -98,3 +99,27 @@ def test_cifar100_transfer_tables_against_hand_computed_values():
     assert t["coarse"].loc["plants"].tolist() == pytest.approx([2 / 3, 1 / 3]) and t["coarse"].loc["insects"].tolist() == [1, 0]
     assert t["fine"].loc["apple"].tolist() == [0.5, 0.0] and t["fine"].loc["bee"].tolist() == [1.0, 0.5]
     assert list(t["coarse"].index) == ["plants", "insects"]                 # worst first, by the first model
+
+
+
+@pytest.mark.parametrize("true_temperature", [0.5, 3.0])
+def test_temperature_scaling_recovers_a_known_temperature(true_temperature):
+    rng = np.random.default_rng(0)
+    calibrated = rng.normal(0, 2, 40_000)                        # logits whose sigmoid is the true P(real)
+    labels = (rng.random(len(calibrated)) < probability(calibrated)).astype(int)
+    logits = calibrated * true_temperature                      # over- (T > 1) or under-confident (T < 1)
+    temperature = fit_temperature(labels, logits)
+    assert temperature == pytest.approx(true_temperature, rel=0.05)
+    before = expected_calibration_error(labels, probability(logits))
+    after = expected_calibration_error(labels, probability(logits, temperature))
+    assert after < 0.01 < before
+
+
+def test_expected_calibration_error_against_a_hand_computed_example():
+    labels = np.array([1, 1, 0, 0])
+    scores = np.array([0.9, 0.6, 0.3, 0.8])
+    # confidence in the call / right?: 0.9 yes, 0.6 yes, 0.7 yes (called fake), 0.8 no (called real)
+    assert expected_calibration_error(labels, scores) == pytest.approx((0.1 + 0.4 + 0.3 + 0.8) / 4)
+    table = reliability_table(labels, scores)
+    assert table["n"].sum() == 4 and table.loc["0.800-0.867", "accuracy"] == 0.0
+    assert expected_calibration_error(np.array([1, 0]), np.array([1.0, 0.0])) == 0.0

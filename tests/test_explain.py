@@ -7,9 +7,9 @@ import torch
 
 pytest.importorskip("pytorch_grad_cam", reason="grad-cam is not installed (pip install -r requirements.txt)")
 
-from classes import StrongCNN, load_cifake, load_model, split_train_val
+from classes import StrongCNN, load_cifake, load_model
 from explain import cam_maps, gate_statistics, overlay, srm_gates
-from training import RECIPES, train_model
+from training import RECIPES, split_train_val, train_model
 
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++"])

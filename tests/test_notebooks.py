@@ -16,7 +16,8 @@ CHECKS = {  # notebook -> (extra parameters, a final cell printing what the test
     "func_difficulty": ("LOG_EVERY = 10", "print(json.dumps({'steps': len(history['steps']), 'n_train': len(train)}))"),
     "transfer_cifar100": ("", "print(json.dumps({'coarse': transfer['coarse'].shape, 'fine': transfer['fine'].shape,"
                               "'overall': transfer['overall'].tolist()}))"),
-    "transfer_mixed": ("", "print(json.dumps({'accounting': accounting.to_dict(orient='index'), 'rows': len(table)}))"),
+    "transfer_mixed": ("", "print(json.dumps({'accounting': accounting.to_dict(orient='index'), 'rows': len(table),"
+                           "'ddpm_fakes': int((ddpm_labels == 0).sum())}))"),
 }
 
 
@@ -32,13 +33,13 @@ def run_notebook(name):
 
 
 def test_notebooks_carry_no_sample_outputs():
-    """Committed notebooks show real data only: CIFAR-100 and AGIRI ones carry no outputs at all."""
+    """Committed notebooks show real data only, and were run top to bottom."""
     for name in CHECKS:
         nb = nbformat.read(CODE / f"{name}.ipynb", as_version=4)
-        text = json.dumps([c.get("outputs", []) for c in nb.cells if c.cell_type == "code"])
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        text = json.dumps([c.get("outputs", []) for c in code])
         assert "SAMPLE DATA" not in text and "stand-in" not in text
-        if name.startswith("transfer"):
-            assert text.count("output_type") == 0
+        assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), name
 
 
 def test_cifake_classification_notebook(sample_root):
@@ -54,7 +55,7 @@ def test_func_difficulty_notebook(sample_root):
 
 def test_transfer_cifar100_notebook(sample_root):
     result, _ = run_notebook("transfer_cifar100")
-    assert result["coarse"] == [20, 3] and result["fine"] == [100, 3]
+    assert result["coarse"] == [20, 5] and result["fine"] == [100, 5]
     assert all(0 <= share <= 1 for share in result["overall"])
 
 
@@ -63,4 +64,4 @@ def test_transfer_mixed_notebook(sample_root):
     files = [p for p in (sample_root / "ai-generated-images-vs-real-images" / "test").rglob("*") if p.is_file()]
     for row in result["accounting"].values():
         assert row["found"] == len(files) == row["loaded"] + row["skipped"] and row["skipped"] == 4
-    assert result["rows"] == 9
+    assert result["rows"] == 15 and result["ddpm_fakes"] == 20

@@ -66,6 +66,7 @@ def test_test_cli_with_sample_data_writes_json_and_plot(sample_model, tmp_path, 
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert {"model", "dataset", "n", "threshold", "accuracy", "auroc", "ap", "per_class", "sweep"} <= report.keys()
+    assert 0 <= report["ece"] <= 1 and report["temperature"] > 0 and "expected calibration error" in result.stdout
     low, high = report["interval95"]["auroc"]
     assert low <= report["auroc"] <= high and "95% bootstrap interval" in result.stdout
     assert report["n"] == 400 and report["threshold"] == 0.4 and 0 <= report["accuracy"] <= 1
@@ -129,7 +130,8 @@ def test_predict_scores_every_mode_and_lists_the_broken_file(sample_model, image
     assert result.returncode == 1                                   # one file failed
     assert "broken.jpg" in result.stderr and "corrupt image data" in result.stderr
     table = pd.read_csv(tmp_path / "s.csv")
-    assert len(table) == 10 and set(table.columns) >= {"path", "p_real", "label", "model", "threshold", "preprocess"}
+    assert len(table) == 10 and set(table.columns) >= {"path", "p_real", "label", "model", "threshold", "preprocess",
+                                                       "in_domain"}
     assert table["p_real"].between(0, 1).all() and set(table["label"]) <= {"Real", "Fake"}
     assert (table["preprocess"] == "multi_crop").all() and any("tiny.jpg" in p for p in table["path"])
     assert len(json.loads((tmp_path / "s.json").read_text())) == 10
@@ -172,11 +174,21 @@ def test_reproduce_sample_writes_a_stamped_report(sample_root, tmp_path):
     assert result.returncode == 0, result.stderr
     report = (tmp_path / "report.md").read_text()
     assert report.startswith("> **SAMPLE DATA**")
-    for section in ("## CIFAKE test (400 images)", "## Robustness on CIFAKE test", "## CIFAR-100 (300 images",
-                    "### Per coarse class", "## AGIRI test: every file accounted for", "## Beside the original study"):
+    for section in ("## CIFAKE test (400 images)", "### Calibration", "## Robustness on CIFAKE test",
+                    "## CIFAR-100 (300 images", "### Per coarse class", "## AGIRI test: every file accounted for",
+                    "## DDPM faces vs CelebA-HQ (a stand-in for AGIRI) (48 images)",
+                    "## Another generator at 32 x 32: 20 DDPM samples against the 200 real CIFAKE test images",
+                    "## Transfer at a glance", "## Beside the original study"):
         assert section in report
-    for figure in ("roc_cifake.png", "robustness.png", "cifar100_coarse.png", "sweep_base_model.png"):
+    for figure in ("roc_cifake.png", "robustness.png", "cifar100_coarse.png", "sweep_base_model.png", "reliability.png"):
         assert (tmp_path / figure).stat().st_size > 1000 and f"]({figure})" in report
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["transfer"]) == {"base_model", "attn_model", "mini_model", "strong_model", "strong_aug_model"}
+    assert {"faces AUROC (resize)", "faces AUROC (best crop)", "DDPM-32 AUROC", "CIFAR-100 share called real"} <= set(
+        results["transfer"]["strong_model"])
+    card = json.loads((tmp_path / "card.json").read_text())
+    assert card["models"]["strong_model"]["cifake_test"]["ece"] >= 0 and "## strong_aug_model" in (
+        tmp_path / "README.md").read_text()
 
 
 def test_regenerating_sample_data_keeps_results_and_models(tmp_path):
@@ -295,3 +307,30 @@ def test_report_tables_print_counts_as_whole_numbers():
     table = pd.DataFrame({"n": [20000.0, 400.0], "accuracy": [0.91734, 0.5]}, index=["a", "b"])
     text = reproduce.markdown(table)
     assert "20000 " in text and "20000.0" not in text and "0.9173" in text
+
+
+def test_predict_flags_images_that_are_not_32x32_and_defaults_to_the_strong_model(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "small.png")
+    only_small = predict(tmp_path / "small.png", "--json", tmp_path / "a.json")
+    assert only_small.returncode == 0, only_small.stderr
+    assert "scored with strong_model" in only_small.stdout and "not 32x32" not in only_small.stdout
+    assert json.loads((tmp_path / "a.json").read_text())[0]["in_domain"] is True
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "large.png")
+    both = predict(tmp_path / "small.png", tmp_path / "large.png", "--csv", tmp_path / "b.csv")
+    assert both.returncode == 0, both.stderr
+    assert "1 of 2 images are not 32x32" in both.stdout
+    table = pd.read_csv(tmp_path / "b.csv")
+    assert table.set_index(table["path"].str.rsplit("/", n=1).str[-1])["in_domain"].to_dict() == {
+        "small.png": True, "large.png": False}
+
+
+def test_out_of_domain_notice_quotes_the_model_card(tmp_path):
+    import predict as predict_script
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"models": {"m": {"transfer": {"faces AUROC (resize)": 0.4321}}}}))
+    table = pd.DataFrame({"in_domain": [True, False, False]})
+    notice = predict_script.out_of_domain_notice(table, "m", card)
+    assert "2 of 3 images are not 32x32" in notice and "0.43" in notice and "models/README.md" in notice
+    assert "no transfer figure" in predict_script.out_of_domain_notice(table, "other", card)
+    assert predict_script.out_of_domain_notice(table.iloc[:1], "m", card) is None

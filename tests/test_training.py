@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import training
-from classes import load_cifake, load_model, save_model, split_train_val
+from classes import build_model, load_cifake, load_model, save_model
 from project import ProjectError, fast_bfloat16
-from training import RECIPES, SHIPPED_MODELS, Recipe, make_optimizer, make_schedule, train_model
+from training import RECIPES, SHIPPED_MODELS, Recipe, make_optimizer, make_schedule, split_train_val, train_model
 
 
 def test_training_on_sample_data_learns(sample_model):
@@ -110,3 +110,24 @@ def test_train_model_refuses_what_it_cannot_train():
                             (replace(RECIPES["original"], test_flip=True), "strong")):
         with pytest.raises(ProjectError, match=message):
             train_model(None, None, recipe, "cnn")
+
+
+
+def test_training_calibrates_and_the_checkpoint_keeps_the_temperature(sample_model):
+    path, history = sample_model
+    model, checkpoint = load_model(path)
+    assert history["temperature"] > 0 and model.temperature == checkpoint["temperature"] == history["temperature"]
+    assert history["val_ece"] <= history["val_ece_before"] + 1e-9     # the fit minimises log loss, ECE follows
+
+
+def test_an_uncalibrated_shipped_model_is_calibrated_post_hoc(sample_root, tmp_path, monkeypatch):
+    model = build_model("cnn")
+    path = tmp_path / "old.pth"
+    save_model(model, path, 0.5, {"seed": 0, "val_fraction": 0.1})
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["temperature"]                                      # as saved before calibration existed
+    torch.save(checkpoint, path)
+    monkeypatch.setattr(training, "model_file", lambda name, sample: path)
+    calibrated, sidecar = training.train_or_load("base_model", sample=True)
+    assert calibrated.temperature == sidecar["temperature"] > 0 and sidecar["calibration"]["post_hoc"] is True
+    assert torch.equal(calibrated.fc3.weight, model.fc3.weight)        # same weights
