@@ -8,6 +8,7 @@
     python code/bench.py eval       # load the 20,000 test images from the cache and score them
     python code/bench.py predict    # predict.py's path (find, decode, score) on the 20,000 CIFAKE test files
     python code/bench.py recipes    # base CNN: original recipe (10 epochs) vs the fast recipe, 3 seeds each
+    python code/bench.py audit      # audit.py on CIFAKE: header pass, both shortcut tests; against a full decode
     python code/bench.py all        # all of the above
     python code/bench.py gpu        # on CUDA: the test suite, three trainings, test.py and predict.py, beside the CPU
 
@@ -192,6 +193,20 @@ def bench_recipes(root, recipes=("original", "fast"), seeds=(0, 1, 2), output=No
     return runs
 
 
+def bench_audit(root):
+    """audit.py on all of CIFAKE (target: at most 60 s on 2 cores). Its metadata comes from file headers: the
+    baseline is decoding every pixel of the same files (decode_files, all cores, no cache)."""
+    import audit
+    layout = audit.find_layout(root)
+    t_headers, facts = timed(lambda: audit.read_facts(root, layout))
+    t_audit, report = timed(lambda: audit.audit(root, verbose=False))
+    paths = [Path(root) / path for path in facts["path"]]
+    t_decode, _ = timed(lambda: decode_files(paths))
+    print(f"audit of CIFAKE ({report['files']} files): {t_audit:.1f} s in all; its header pass {t_headers:.1f} s "
+          f"against a full decode of the same files {t_decode:.1f} s ({t_decode / t_headers:.1f}x)")
+    return t_audit
+
+
 def unpack_archives(folder, data_dir):
     """Unpack every CIFAKE archive in `folder` into `data_dir` (they unpack to CIFAKE/<split>/...)."""
     archives = sorted(Path(folder).glob("cifake-*.tar.gz"))
@@ -252,8 +267,8 @@ def bench_gpu(root, output=None):
                                                              "base_model", "--csv", os.devnull])):
         times = {}
         for where in ("cuda", "cpu"):
-            times[where], run = timed(lambda: subprocess.run([sys.executable, *command, "--device", where], cwd=REPO_ROOT,
-                                                             capture_output=True, text=True))
+            call = [sys.executable, *command, "--device", where]
+            times[where], run = timed(lambda: subprocess.run(call, cwd=REPO_ROOT, capture_output=True, text=True))
             if run.returncode != 0:
                 sys.exit(f"{name} failed on {where}: {run.stderr.strip().splitlines()[-1]}")
         rows.append({"run": name, "gpu_seconds": times["cuda"], "cpu_seconds": times["cpu"], "gpu_result": "ran",
@@ -271,7 +286,7 @@ def bench_gpu(root, output=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "layout", "eval", "predict", "recipes",
-                                          "all", "gpu"])
+                                          "audit", "all", "gpu"])
     parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per recipe for `recipes` (default 3)")
     parser.add_argument("--archives", metavar="DIR", help="gpu: unpack the CIFAKE archives in DIR into data/ first")
@@ -300,6 +315,8 @@ def main():
         bench_eval(root)
     if args.which in ("predict", "all"):
         bench_predict(root)
+    if args.which in ("audit", "all"):
+        bench_audit(root)
     if args.which in ("recipes", "all"):
         bench_recipes(root, seeds=range(args.seeds), output=RECIPES_JSON)
 

@@ -112,7 +112,7 @@ def _class_dirs(split_dir, dataset, layout, labels):
         found = sorted(p.name for p in parent.iterdir()) if parent.is_dir() else "nothing (folder missing)"
         raise ProjectError(f"{dataset} not found: expected folder {shown(split_dir)} ({layout}), found {found}; "
                            f"{DOWNLOAD_HINT}")
-    by_name = {p.name.lower(): p for p in split_dir.iterdir() if p.is_dir()}
+    by_name = {re.sub(r"^\d+_", "", p.name.lower()): p for p in split_dir.iterdir() if p.is_dir()}   # 0_real too
     wanted = {label: LABEL_NAMES[label].lower() for label in labels}
     if not set(wanted.values()) <= by_name.keys():
         raise ProjectError(f"{dataset}: expected folders {' and '.join(n.upper() for n in wanted.values())} in "

@@ -228,7 +228,8 @@ def decode_folder(root, files, preprocess, max_pixels, cache_key=None, desc="dec
                                          [f"{r}\t{s}\t{m}" for r, s, m in files]).encode()).hexdigest()
     cached = read_cache(root / ".cache", cache_key, fingerprint) if cache_key else None
     if cached is None:
-        images, ok, failed, digests = decode_files([root / rel for rel, _, _ in files], preprocess, max_pixels, desc=desc)
+        paths = [root / rel for rel, _, _ in files]
+        images, ok, failed, digests = decode_files(paths, preprocess, max_pixels, desc=desc)
         cached = dict(fingerprint=np.array(fingerprint), images=images.numpy(), ok=np.array(ok, dtype=np.int64),
                       digests=digests, failed=np.array([i for i, _ in failed], dtype=np.int64),
                       reasons=np.array([r for _, r in failed], dtype=str))

@@ -136,8 +136,8 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
     """Train a network (`build_model(arch, **arch_kwargs)`) with `recipe`. Returns (model in eval mode, history):
     history["epochs"] has the train loss and validation loss / accuracy / AUROC per epoch (one view per image),
     history["steps"] (when log_every > 0) the running loss and accuracy and the validation figures every
-    `log_every` batches, history["threshold"] the validation-chosen threshold and history["val_at_threshold"]
-    every validation figure at it, history["amp"] whether bfloat16 was used."""
+    `log_every` batches, history["amp"] whether bfloat16 was used, and what `calibrate` returns: the temperature
+    (also set as model.temperature), validation ECE, the threshold and every validation figure at it."""
     if recipe.epochs < 1 or recipe.batch_size < 1:
         raise ProjectError(f"epochs and batch size must be at least 1 (got {recipe.epochs} and {recipe.batch_size})")
     if set(recipe.augment) - {"blur", "jpeg"}:
@@ -240,8 +240,9 @@ def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, d
                 "loss": "BCEWithLogitsLoss", "amp": history["amp"], "sample_data": sample,
                 "dataset": dataset_fingerprint(train_set), "n_train": len(train_set), "n_val": len(val_set),
                 "validation": val, "temperature": history["temperature"],
-                "calibration": {k: history[k] for k in ("val_ece_before", "val_ece")}, "history": history["epochs"], "steps": history["steps"], "device": str(device),
-                "torch": torch.__version__, "git_commit": git_commit(), "wall_seconds": round(wall, 1)}
+                "calibration": {k: history[k] for k in ("val_ece_before", "val_ece")}, "history": history["epochs"],
+                "steps": history["steps"], "device": str(device), "torch": torch.__version__,
+                "git_commit": git_commit(), "wall_seconds": round(wall, 1)}
         save_model(model, path, history["threshold"], info)
         print(f"saved {shown(path)} and {path.with_suffix('.json').name}")
     return model, history

@@ -17,7 +17,7 @@ CHECKS = {  # notebook -> (extra parameters, a final cell printing what the test
     "transfer_cifar100": ("", "print(json.dumps({'coarse': transfer['coarse'].shape, 'fine': transfer['fine'].shape,"
                               "'overall': transfer['overall'].tolist()}))"),
     "transfer_mixed": ("", "print(json.dumps({'accounting': accounting.to_dict(orient='index'), 'rows': len(table),"
-                           "'ddpm_fakes': int((ddpm_labels == 0).sum())}))"),
+                           "'ddpm_fakes': int((ddpm_labels == 0).sum()), 'audited': audited['files']}))"),
 }
 
 
@@ -64,4 +64,4 @@ def test_transfer_mixed_notebook(sample_root):
     files = [p for p in (sample_root / "ai-generated-images-vs-real-images" / "test").rglob("*") if p.is_file()]
     for row in result["accounting"].values():
         assert row["found"] == len(files) == row["loaded"] + row["skipped"] and row["skipped"] == 4
-    assert result["rows"] == 15 and result["ddpm_fakes"] == 20
+    assert result["rows"] == 15 and result["ddpm_fakes"] == 20 and result["audited"] == len(files)

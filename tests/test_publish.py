@@ -1,0 +1,45 @@
+"""publish.py: the README's results tables and the model card, from results.json."""
+import pytest
+
+pytest.importorskip("tabulate", reason="tabulate is not installed")
+
+import publish  # noqa: E402
+from project import ProjectError  # noqa: E402
+
+
+def test_the_readme_blocks_are_filled_from_results(tmp_path):
+    model = {"n": 20000, "epochs": 10, "accuracy": 0.9173, "accuracy at val threshold": 0.91755,
+             "val threshold": 0.4885,
+             "f1_fake": 0.918, "f1_real": 0.917, "auroc": 0.97241, "ap": 0.974, "accuracy_dedup": 0.917,
+             "parameters": 61241, "training seconds": 118.0, "accuracy at val threshold, 95% low": 0.9136,
+             "accuracy at val threshold, 95% high": 0.9212, "auroc, 95% low": 0.97, "auroc, 95% high": 0.975}
+    results = {"cifake_test": {"models": {"base_model": model, "strong_model": dict(model, parameters=281697)}},
+               "robustness": {"results": [{"perturbation": p, "model": m, "accuracy": 0.5, "auroc": 0.75}
+                                          for p in ("none", "jpeg q75") for m in ("base_model", "strong_model")]}}
+    tables = publish.readme_tables(results)
+    assert "91.73%" in tables["replication"] and "91.70%" in tables["replication"]     # ours, and the original's
+    assert "281,697" in tables["strong"] and "97.62%" in tables["strong"]              # ours, and the anchor
+    assert "50.00% / 0.7500" in tables["robustness"]
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:replication -->\nstale table\n<!-- /results:replication -->\nend\n")
+    publish.update_readme({"replication": tables["replication"]}, readme)
+    text = readme.read_text()
+    assert "stale" not in text and "91.73%" in text and text.startswith("intro\n") and text.endswith("end\n")
+    with pytest.raises(ProjectError, match="results:strong"):
+        publish.update_readme({"strong": tables["strong"]}, readme)
+
+
+def test_the_model_card_is_generated_from_sidecars_and_results():
+    results = {"cifake_test": {"models": {"m": {"accuracy": 0.9, "accuracy at val threshold": 0.91, "auroc": 0.95,
+                                                 "ece": 0.01, "ece before calibration": 0.03, "temperature": 0.7}}},
+               "transfer": {"m": {"CIFAKE test AUROC": 0.95, "faces AUROC (resize)": 0.42}},
+               "robustness": {"results": [{"perturbation": p, "model": "m", "accuracy": a, "auroc": 0.8}
+                                          for p, a in (("none", 0.9), ("blur sigma 1.0", 0.6), ("jpeg q75", 0.89))]}}
+    sidecar = {"arch": "cnn", "parameters": 61241, "recipe": "original", "epochs": 10, "n_train": 90000,
+               "n_val": 10000, "seed": 0, "threshold": 0.5, "device": "cpu", "torch": "2", "git_commit": "abc"}
+    card = publish.model_card(results, {"m": sidecar})
+    assert card["data"]["models"]["m"]["robustness"]["worst perturbation"] == "blur sigma 1.0"
+    assert card["data"]["models"]["m"]["transfer"]["faces AUROC (resize)"] == 0.42
+    for text in ("## m", "61,241 parameters", "90,000 CIFAKE training images", "ECE 0.0300 -> 0.0100",
+                 "faces AUROC (resize) 0.4200", "Known limitations"):
+        assert text in card["markdown"]
