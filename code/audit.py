@@ -15,6 +15,7 @@ test where the splits exist, else cross-validated):
       spread, coarse histograms, saturation); reported, not flagged: how far colour and style alone separate them.
 Metadata comes from file headers (no decoding); the 32 x 32 images from the project's decode cache.
 """
+import functools
 import hashlib
 import io
 import os
@@ -50,8 +51,8 @@ EXTENSIONS = {"JPEG": {".jpg", ".jpeg", ".jpe"}, "PNG": {".png"}, "WEBP": {".web
 IJG_LUMINANCE = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69,
                           56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104,
                           113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
-IJG_TABLES = {q: np.clip((IJG_LUMINANCE * (5000 / q if q < 50 else 200 - 2 * q) + 50) // 100, 1, 255)
-              for q in range(1, 101)}
+IJG_TABLES = np.stack([np.clip((IJG_LUMINANCE * (5000 / q if q < 50 else 200 - 2 * q) + 50) // 100, 1, 255)
+                       for q in range(1, 101)])                                    # row q - 1: quality q
 
 
 def find_layout(root, real=None):
@@ -76,9 +77,10 @@ def find_layout(root, real=None):
     return layout
 
 
+@functools.lru_cache(maxsize=256)                    # datasets reuse a few tables: estimate each once
 def jpeg_quality(table):
-    """The IJG quality (1-100) whose scaled luminance table is closest to `table`."""
-    return min(IJG_TABLES, key=lambda q: np.abs(IJG_TABLES[q] - table).sum())
+    """The IJG quality (1-100) whose scaled luminance table is closest to `table` (a tuple in natural order)."""
+    return int(np.abs(IJG_TABLES - np.asarray(table)).sum(1).argmin()) + 1
 
 
 def file_facts(path):
@@ -97,7 +99,8 @@ def file_facts(path):
                          subsampling="none")
             if img.format == "JPEG" and img.quantization:
                 tables = [np.asarray(img.quantization[k]) for k in sorted(img.quantization)]
-                facts.update(jpeg_quality=jpeg_quality(tables[0]), subsampling=str(JpegImagePlugin.get_sampling(img)),
+                facts.update(jpeg_quality=jpeg_quality(tuple(tables[0])),
+                             subsampling=str(JpegImagePlugin.get_sampling(img)),
                              qtables=hashlib.sha1(np.concatenate(tables).astype(np.uint16).tobytes()).hexdigest()[:8])
     except Exception as e:                             # any header a reader rejects skips this file only
         return {**facts, "error": skip_reason(e)}

@@ -103,3 +103,13 @@ def test_cli_lists_bad_files_writes_json_and_markdown_and_sets_exit_codes(tmp_pa
     unknown = subprocess.run([*command[:2], str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert unknown.returncode == 1 and "expected two class folders" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def test_jpeg_quality_is_read_back_from_the_quantisation_tables(tmp_path):
+    rng = np.random.default_rng(0)
+    for quality in (50, 75, 90, 95):
+        picture(rng, 32).save(tmp_path / "q.jpg", "JPEG", quality=quality)
+        assert audit.file_facts(tmp_path / "q.jpg")["jpeg_quality"] == quality
+    picture(rng, 32).save(tmp_path / "p.jpg", "PNG")                     # a PNG named .jpg
+    facts = audit.file_facts(tmp_path / "p.jpg")
+    assert facts["format"] == "PNG" and facts["extension_mismatch"] and facts["jpeg_quality"] == -1

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 import get_data
@@ -312,3 +313,11 @@ def test_out_of_domain_notice_quotes_the_model_card(tmp_path):
     assert "2 of 3 images are not 32x32" in notice and "0.43" in notice and "models/README.md" in notice
     assert "no transfer figure" in predict_script.out_of_domain_notice(table, "other", card)
     assert predict_script.out_of_domain_notice(table.iloc[:1], "m", card) is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: bench.py gpu would run")
+def test_bench_gpu_without_cuda_stops_with_one_line():
+    result = subprocess.run([sys.executable, "code/bench.py", "gpu"], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1 and "needs a CUDA GPU" in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
