@@ -133,7 +133,8 @@ def read_facts(root, layout, workers=None):
 def duplicates(files):
     """Byte-identical files: groups (2 or more copies anywhere), and the groups that span classes or splits."""
     ok = files[files["digest"].notna()]
-    groups = ok.groupby("digest").filter(lambda g: len(g) > 1).groupby("digest")
+    copies = ok["digest"].map(ok["digest"].value_counts())
+    groups = ok[copies > 1].groupby("digest")
     across_classes = [list(g["path"]) for _, g in groups if g["label"].nunique() > 1]
     across_splits = [list(g["path"]) for _, g in groups if g["split"].nunique() > 1]
     if "train" in set(files["split"]) and "test" in set(files["split"]):
