@@ -3,6 +3,9 @@
 All metrics come from scikit-learn and are tabled with pandas; test.py, train.py, reproduce.py and
 the notebooks call these functions.
 """
+import hashlib
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,9 @@ from sklearn.metrics import (average_precision_score, confusion_matrix, precisio
 
 from classes import AGIRI_MAX_PIXELS, FAKE, LABEL_NAMES, REAL, normalise
 from imagefiles import crops_per_image, decode_files
-from project import ProjectError
+from project import REPO_ROOT, ProjectError
+
+SCORES_DIR = REPO_ROOT / "data" / ".scores"            # logits kept by ScoreStore (ignored by git, like all of data/)
 
 SWEEP_THRESHOLDS = tuple(round(t, 1) for t in np.arange(0.1, 0.95, 0.1))
 
@@ -56,6 +61,45 @@ def dataset_logits(model, dataset, device="cpu", batch_size=4096):
 def score_dataset(model, dataset, device="cpu", batch_size=4096):
     """P(real) for every image of an ImageSet."""
     return predict_scores(model, dataset.images, device, batch_size, dataset.crops_per_image)
+
+
+class ScoreStore:
+    """The logits of a model on a set of images, kept on disk under a key of the model (its weights and
+    architecture), the images' contents and the perturbation; computed only when missing. P(real) follows from a
+    logit and the model's temperature, so calibrating a model needs no new scores."""
+
+    def __init__(self, models, folder=SCORES_DIR):
+        self.folder, self.models = Path(folder), models
+        self.model_keys = {name: model_key(model) for name, model in models.items()}
+
+    def __call__(self, model_name, images_key, compute):
+        path = self.folder / f"{self.model_keys[model_name]}-{images_key}-logits.npy"
+        if path.is_file():
+            return np.load(path)
+        scores = compute()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        np.save(path, scores)
+        return scores
+
+    def scores(self, model_name, dataset, device="cpu"):
+        """P(real) of one of the models for every image of `dataset`, from the store when it is there."""
+        model = self.models[model_name]
+        logits = self.for_dataset(dataset)(model_name, "none", lambda: dataset_logits(model, dataset, device))
+        return probability(logits, temperature_of(model))
+
+    def for_dataset(self, dataset, extra=""):
+        """A scoring hook for `dataset`: (model name, perturbation name, compute logits) -> logits."""
+        key = hashlib.sha1(dataset.images.numpy().tobytes()).hexdigest()[:16]
+        return lambda model_name, perturbation, compute: self(
+            model_name, f"{key}{extra}-{re.sub(r'[^a-z0-9]+', '_', perturbation)}", compute)
+
+
+def model_key(model):
+    """A short hash of a model's weights and architecture (not of its file, whose metadata may change)."""
+    digest = hashlib.sha1(json.dumps(model.config, sort_keys=True).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def find_image_files(paths):

@@ -9,9 +9,7 @@ line. On real data the README's results tables (between `<!-- results:NAME -->` 
 results.json, so no figure there is typed by hand. Scores are kept in data/.scores/, keyed by the model file's
 and the images' contents, so a second run only scores what changed.
 """
-import hashlib
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -19,7 +17,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 import audit
@@ -29,7 +26,7 @@ from publish import ORIGINAL_STUDY, PAPER_ACCURACY, model_card, readme_tables, u
 from classes import FAKE, REAL, load_agiri, load_cifake, load_cifar100, load_fakes
 from evaluate import (accounting_table, accuracy_by_group, bootstrap_intervals, cifar100_transfer, dataset_logits,
                       evaluate_cifake, expected_calibration_error, probability, reliability_table, score_at_threshold,
-                      summary_row, temperature_of)
+                      ScoreStore, summary_row, temperature_of)
 from imagefiles import PREPROCESSINGS
 from project import (REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, dataset_dir, git_commit, model_file,
                      pick_device, shown)
@@ -70,39 +67,6 @@ def markdown(frame, floatfmt=".4f"):
         if values.notna().all() and (values % 1 == 0).all() and frame[column].dtype != bool:
             frame[column] = values.astype(int).astype(str)
     return frame.to_markdown(floatfmt=floatfmt)
-
-
-class ScoreStore:
-    """The logits of a model on a set of images, kept on disk under a key of the model (its weights and
-    architecture), the images' contents and the perturbation; computed only when missing. P(real) follows from a
-    logit and the model's temperature, so calibrating a model needs no new scores."""
-
-    def __init__(self, folder, models):
-        self.folder = Path(folder)
-        self.model_keys = {name: model_key(model) for name, model in models.items()}
-
-    def __call__(self, model_name, images_key, compute):
-        path = self.folder / f"{self.model_keys[model_name]}-{images_key}-logits.npy"
-        if path.is_file():
-            return np.load(path)
-        scores = compute()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        np.save(path, scores)
-        return scores
-
-    def for_dataset(self, dataset, extra=""):
-        """A scoring hook for `dataset`: (model name, perturbation name, compute logits) -> logits."""
-        key = hashlib.sha1(dataset.images.numpy().tobytes()).hexdigest()[:16]
-        return lambda model_name, perturbation, compute: self(
-            model_name, f"{key}{extra}-{re.sub(r'[^a-z0-9]+', '_', perturbation)}", compute)
-
-
-def model_key(model):
-    """A short hash of a model's weights and architecture (not of its file, whose metadata may change)."""
-    digest = hashlib.sha1(json.dumps(model.config, sort_keys=True).encode())
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def cifake_section(report, models, sidecars, root, device, store):
@@ -159,9 +123,7 @@ def cifake_section(report, models, sidecars, root, device, store):
 
 def cifar100_section(report, models, root, device, store):
     data = load_cifar100(root, "test")
-    score = store.for_dataset(data)
-    scores = {name: probability(score(name, "none", lambda: dataset_logits(model, data, device)), temperature_of(model))
-              for name, model in models.items()}
+    scores = {name: store.scores(name, data, device) for name in models}
     transfer = cifar100_transfer(scores, data)
     report.results["cifar100"] = {"n": len(data), "share_called_real": transfer["overall"].to_dict()}
     report.text(f"## CIFAR-100 ({len(data)} images, all real): share called real at 0.5")
@@ -182,10 +144,8 @@ def mixed_section(report, models, sidecars, root, device, store, key, name, titl
     report.table(accounting_table(datasets))
     rows = {}
     for prep, data in datasets.items():
-        score = store.for_dataset(data)
-        for model_name, model in models.items():
-            scores = probability(score(model_name, "none", lambda: dataset_logits(model, data, device)),
-                                 temperature_of(model))
+        for model_name in models:
+            scores = store.scores(model_name, data, device)
             labels = data.labels.numpy()
             at_val = score_at_threshold(labels, scores, sidecars[model_name]["threshold"])
             rows[(model_name, prep)] = {**summary_row(score_at_threshold(labels, scores, 0.5)),
@@ -201,10 +161,9 @@ def ddpm32_section(report, models, cifake_root, ddpm_root, device, store):
     """DDPM samples at 32 x 32 (CIFAKE's own size and JPEG tables) against CIFAKE's real test images."""
     test = load_cifake(cifake_root, "test", verbose=False)
     data = load_fakes(ddpm_root, "DDPM-32").join(test.subset(test.labels == REAL), "DDPM-32 vs CIFAKE test/REAL")
-    labels, score = data.labels.numpy(), store.for_dataset(data)
-    rows = {}
-    for name, model in models.items():
-        scores = probability(score(name, "none", lambda: dataset_logits(model, data, device)), temperature_of(model))
+    labels, rows = data.labels.numpy(), {}
+    for name in models:
+        scores = store.scores(name, data, device)
         fakes = scores[labels == FAKE]
         rows[name] = {**summary_row(score_at_threshold(labels, scores, 0.5)),
                       "fakes called real": float((fakes >= 0.5).mean()), "mean P(real) of fakes": float(fakes.mean())}
@@ -287,7 +246,7 @@ def main(argv=None):
     loaded = {name: train_or_load(name, args.sample, args.retrain, device) for name in SHIPPED_MODELS}
     models = {name: model for name, (model, _) in loaded.items()}
     sidecars = {name: sidecar for name, (_, sidecar) in loaded.items()}
-    store = ScoreStore(REPO_ROOT / "data" / ".scores", models)
+    store = ScoreStore(models)
     folder = {key: dataset_dir(key, args.sample) for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir", "faces_dir",
                                                             "ddpm32_dir")}
     sections = {
