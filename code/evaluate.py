@@ -39,8 +39,9 @@ def predict_logits(model, images, device="cpu", batch_size=4096, crops_per_image
 
 
 def probability(logits, temperature=1.0):
-    """P(real) = sigmoid(logit / temperature), in float32 like the network's own output."""
-    return torch.sigmoid(torch.as_tensor(logits, dtype=torch.float32) / temperature).numpy()
+    """P(real) = sigmoid(logit / temperature), in float64: float32 rounds confident scores to exactly 0 or 1, and
+    the ties it makes would blur AUROC at the fourth decimal."""
+    return torch.sigmoid(torch.as_tensor(logits, dtype=torch.float64) / temperature).numpy()
 
 
 def predict_scores(model, images, device="cpu", batch_size=4096, crops_per_image=1):

@@ -106,7 +106,7 @@ def monitor(model, val_set, device):
     with single_view(model):
         scores = predict_scores(model, val_set.images, device)
     p = torch.from_numpy(scores).clamp(1e-7, 1 - 1e-7)
-    loss = float(nn.functional.binary_cross_entropy(p, val_set.labels.float()))
+    loss = float(nn.functional.binary_cross_entropy(p, val_set.labels.double()))
     result = score_at_threshold(val_set.labels.numpy(), scores, 0.5)
     return {"val_loss": loss, "val_accuracy": result["accuracy"], "val_auroc": result["auroc"]}
 
