@@ -95,7 +95,9 @@ def readme_tables(results):
     tables = {"replication": text(replication), "strong": text(pd.DataFrame(strong).T)}
     if results.get("audit"):
         frame = pd.DataFrame(results["audit"]).T
-        tables["audit"] = text(frame.map(lambda v: f"{v:.3f}" if isinstance(v, float) else f"{v:,}"))
+        tables["audit"] = text(pd.DataFrame({column: [f"{v:.3f}" if "AUROC" in column else f"{int(v):,}"
+                                                                for v in values] for column, values in frame.items()},
+                                            index=frame.index))
     if "transfer" in results:
         frame = pd.DataFrame(results["transfer"]).T
         tables["transfer"] = text(frame.map(lambda v: f"{v:.4f}" if abs(v) < 1 or v == 1 else f"{v:,.0f}"))
