@@ -93,9 +93,9 @@ def test_cli_lists_bad_files_writes_json_and_markdown_and_sets_exit_codes(tmp_pa
     assert flagged.returncode == 3, flagged.stderr
     lines = flagged.stdout.splitlines()
     summary = next(i for i, line in enumerate(lines) if line.startswith("audit of"))
-    assert lines[summary + 1].startswith("FLAG: metadata alone") and "broken.jpg: not an image" in flagged.stdout
+    assert lines[summary + 1].startswith("FLAG: metadata alone") and "broken.jpg: corrupt image data" in flagged.stdout
     report = json.loads((tmp_path / "a.json").read_text())
-    assert report["bad_files"] == [["test/FAKE/broken.jpg", "not an image"]]
+    assert report["bad_files"] == [["test/FAKE/broken.jpg", "corrupt image data"]]
     assert "| test Fake" in (tmp_path / "a.md").read_text()
     clean = write_set(tmp_path / "clean", {"size": 48}, {"size": 48})
     assert subprocess.run([*command[:2], str(clean), "--fail-on-shortcut"], cwd=REPO_ROOT, capture_output=True,
