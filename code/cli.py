@@ -14,10 +14,17 @@ import matplotlib
 from project import STAND_IN_NOTE, ProjectError, config_path
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (argparse's own print the whole usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
+
+
 def parser(doc, data=None, sample=True):
     """An ArgumentParser with the shared flags: --device, --sample (unless sample=False) and, when `data` (its help
     text) is given, --data."""
-    result = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    result = OneLineParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     result.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then the CPU), cpu, cuda, mps")
     if sample:
         result.add_argument("--sample", action="store_true",

@@ -88,11 +88,11 @@ class ScoreStore:
         logits = self.for_dataset(dataset)(model_name, "none", lambda: dataset_logits(model, dataset, device))
         return probability(logits, temperature_of(model))
 
-    def for_dataset(self, dataset, extra=""):
+    def for_dataset(self, dataset):
         """A scoring hook for `dataset`: (model name, perturbation name, compute logits) -> logits."""
         key = hashlib.sha1(dataset.images.numpy().tobytes()).hexdigest()[:16]
         return lambda model_name, perturbation, compute: self(
-            model_name, f"{key}{extra}-{re.sub(r'[^a-z0-9]+', '_', perturbation)}", compute)
+            model_name, f"{key}-{re.sub(r'[^a-z0-9]+', '_', perturbation)}", compute)
 
 
 def model_key(model):
