@@ -73,7 +73,7 @@ def bench_agiri(n=200, size=(3000, 2000)):
         plain = lambda: [np.asarray(Image.open(p).convert("RGB").resize((32, 32), Image.Resampling.BILINEAR))
                          for p in paths]
         t_plain, reference = timed(plain)
-        t_ours, (images, ok, failed, _) = timed(lambda: decode_files(paths, "resize"))
+        t_ours, (images, ok, failed, _, _) = timed(lambda: decode_files(paths, "resize"))
     difference = np.abs(images.permute(0, 2, 3, 1).numpy().astype(int) - np.stack(reference)).mean()
     print(f"{n} JPEGs of {size[0]}x{size[1]} -> 32x32: plain loop {t_plain:.1f} s, decode_files {t_ours:.1f} s, "
           f"{t_plain / t_ours:.1f}x faster (mean absolute pixel difference {difference:.2f})")

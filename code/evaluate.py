@@ -17,7 +17,7 @@ from sklearn.metrics import (average_precision_score, confusion_matrix, precisio
                              roc_auc_score, roc_curve)
 
 from classes import AGIRI_MAX_PIXELS, FAKE, LABEL_NAMES, REAL, normalise
-from imagefiles import crops_per_image, decode_files
+from imagefiles import IMAGE_SIZE, crops_per_image, decode_files
 from project import REPO_ROOT, ProjectError
 
 SCORES_DIR = REPO_ROOT / "data" / ".scores"            # logits kept by ScoreStore (ignored by git, like all of data/)
@@ -118,12 +118,14 @@ def find_image_files(paths):
 
 def score_files(model, files, threshold, preprocess="resize", device="cpu", model_name="model"):
     """P(real) and the label at `threshold` for image files of any size and format: (table with one row per
-    readable file, [(file, reason)] for the others, the decoded uint8 images)."""
-    images, ok, failed, _ = decode_files(files, preprocess, AGIRI_MAX_PIXELS, desc="reading images")
+    readable file, `in_domain` when it is stored at 32 x 32 as the models' training images were; [(file, reason)]
+    for the others; the decoded uint8 images)."""
+    images, ok, failed, _, sizes = decode_files(files, preprocess, AGIRI_MAX_PIXELS, desc="reading images")
     scores = predict_scores(model, images, device, crops_per_image=crops_per_image(preprocess))
     table = pd.DataFrame({"path": [str(files[i]) for i in ok], "p_real": scores,
                           "label": [LABEL_NAMES[int(s >= threshold)] for s in scores], "model": model_name,
-                          "threshold": threshold, "preprocess": preprocess})
+                          "threshold": threshold, "preprocess": preprocess,
+                          "in_domain": (sizes[ok] == IMAGE_SIZE).all(1) if ok else np.zeros(0, bool)})
     return table, [(str(files[i]), reason) for i, reason in failed], images
 
 

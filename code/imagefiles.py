@@ -78,12 +78,6 @@ def decode_image(data, preprocess="resize"):
     raise ValueError(f"unknown preprocessing '{preprocess}' (choose from {', '.join(PREPROCESSINGS)})")
 
 
-def image_size(path):
-    """(width, height) of an image file as stored (before any EXIF rotation), from its header alone."""
-    with Image.open(path) as img:
-        return img.size
-
-
 def crops_per_image(preprocess):
     return MULTI_CROP_GRID ** 2 if preprocess == "multi_crop" else 1
 
@@ -113,9 +107,11 @@ def _max_image_pixels(limit):
 
 
 def _decode_chunk(paths, preprocess, max_pixels):
-    """Decode some files. Returns (crops: n_ok x K x 32 x 32 x 3, ok positions, [(position, reason)], digests)."""
+    """Decode some files. Returns (crops: n_ok x K x 32 x 32 x 3, ok positions, [(position, reason)], digests,
+    stored sizes (width, height; 0 where unreadable))."""
     k = crops_per_image(preprocess)
     crops, ok, failed, digests = [], [], [], np.zeros(len(paths), dtype=np.uint64)
+    sizes = np.zeros((len(paths), 2), dtype=np.int64)
     assert not ImageFile.LOAD_TRUNCATED_IMAGES, "truncated files must be reported, not half-decoded"
     with _max_image_pixels(max_pixels), warnings.catch_warnings():
         warnings.simplefilter("ignore")             # PIL's bomb and EXIF warnings: handled above
@@ -132,16 +128,18 @@ def _decode_chunk(paths, preprocess, max_pixels):
             try:
                 crops.append(decode_image(data, preprocess))
                 ok.append(i)
+                sizes[i] = Image.open(io.BytesIO(data)).size      # the header again, from memory: cheap
             except Exception as e:                   # any decoder failure skips this file only
                 failed.append((i, skip_reason(e)))
     empty = np.zeros((0, k, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
-    return (np.stack(crops) if crops else empty), ok, failed, digests
+    return (np.stack(crops) if crops else empty), ok, failed, digests, sizes
 
 
 def decode_files(paths, preprocess="resize", max_pixels=Image.MAX_IMAGE_PIXELS, workers=None,
                  desc="decoding"):
     """Decode image files on all cores. Returns (uint8 tensor n_ok*K x 3 x 32 x 32, ok indices,
-    [(index, reason)] for the rest, uint64 digests of every file). A bad file only skips itself."""
+    [(index, reason)] for the rest, uint64 digests of every file, every file's stored (width, height)).
+    A bad file only skips itself."""
     paths = [str(p) for p in paths]
     workers = workers or os.cpu_count() or 1
     chunk = max(16, min(1024, len(paths) // (8 * workers) + 1))
@@ -153,15 +151,17 @@ def decode_files(paths, preprocess="resize", max_pixels=Image.MAX_IMAGE_PIXELS, 
         with ProcessPoolExecutor(workers) as pool:
             futures = [pool.submit(_decode_chunk, *args(s)) for s in starts]
             results = [f.result() for f in tqdm(futures, desc=desc, unit="chunk", leave=False)]
-    crops, ok, failed, digests = [], [], [], []
-    for start, (c, o, f, d) in zip(starts, results):
+    crops, ok, failed, digests, sizes = [], [], [], [], []
+    for start, (c, o, f, d, z) in zip(starts, results):
         crops.append(c)
         ok += [start + i for i in o]
         failed += [(start + i, reason) for i, reason in f]
         digests.append(d)
+        sizes.append(z)
     crops = np.concatenate(crops) if crops else np.zeros((0, 1, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     images = torch.from_numpy(crops.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 3)).permute(0, 3, 1, 2).contiguous()
-    return images, ok, failed, (np.concatenate(digests) if digests else np.zeros(0, np.uint64))
+    return (images, ok, failed, np.concatenate(digests) if digests else np.zeros(0, np.uint64),
+            np.concatenate(sizes) if sizes else np.zeros((0, 2), np.int64))
 
 
 
@@ -229,7 +229,7 @@ def decode_folder(root, files, preprocess, max_pixels, cache_key=None, desc="dec
     cached = read_cache(root / ".cache", cache_key, fingerprint) if cache_key else None
     if cached is None:
         paths = [root / rel for rel, _, _ in files]
-        images, ok, failed, digests = decode_files(paths, preprocess, max_pixels, desc=desc)
+        images, ok, failed, digests, _ = decode_files(paths, preprocess, max_pixels, desc=desc)
         cached = dict(fingerprint=np.array(fingerprint), images=images.numpy(), ok=np.array(ok, dtype=np.int64),
                       digests=digests, failed=np.array([i for i, _ in failed], dtype=np.int64),
                       reasons=np.array([r for _, r in failed], dtype=str))

@@ -21,7 +21,7 @@ import pandas as pd
 import cli
 from classes import load_model
 from evaluate import find_image_files, parse_threshold, score_files
-from imagefiles import IMAGE_SIZE, PREPROCESSINGS, image_size
+from imagefiles import IMAGE_SIZE, PREPROCESSINGS
 from project import REPO_ROOT, model_path, pick_device
 
 MODEL_CARD = REPO_ROOT / "models" / "card.json"      # written by reproduce.py with models/README.md
@@ -64,7 +64,6 @@ def main(argv=None):
         print(f"no image found in {', '.join(args.paths)}", file=sys.stderr)
         return 1
     table, failed, images = score_files(model, files, threshold, args.preprocess, device, path.stem)
-    table["in_domain"] = [image_size(p) == (IMAGE_SIZE, IMAGE_SIZE) for p in table["path"]]
     with pd.option_context("display.max_rows", 50, "display.max_colwidth", 60):
         print(table[["path", "p_real", "label"]].to_string(index=False, float_format=lambda v: f"{v:.4f}")
               if len(table) else "no readable images")
