@@ -23,6 +23,8 @@ from project import REPO_ROOT, ProjectError
 SCORES_DIR = REPO_ROOT / "data" / ".scores"            # logits kept by ScoreStore (ignored by git, like all of data/)
 
 SWEEP_THRESHOLDS = tuple(round(t, 1) for t in np.arange(0.1, 0.95, 0.1))
+ECE_BINS = 15                       # equal-width bins of the confidence in the call
+BOOTSTRAP_RESAMPLES = 1000          # resamples of the test images behind every 95% interval
 
 
 @torch.inference_mode()
@@ -151,14 +153,14 @@ def fit_temperature(labels, logits):
     return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.01), np.log(100)), method="bounded").x))
 
 
-def expected_calibration_error(labels, scores, bins=15):
+def expected_calibration_error(labels, scores, bins=ECE_BINS):
     """ECE: the mean gap between confidence and accuracy over `bins` equal-width bins of the confidence in the
     predicted label (max(p, 1 - p), the call at 0.5), weighted by the share of images in each bin."""
     table = reliability_table(labels, scores, bins)
     return float((table["n"] * (table["confidence"] - table["accuracy"]).abs()).sum() / max(1, table["n"].sum()))
 
 
-def reliability_table(labels, scores, bins=15):
+def reliability_table(labels, scores, bins=ECE_BINS):
     """Per bin of confidence in the predicted label (equal widths over [0, 1]; empty bins left out): the number of
     images, their mean confidence and the share called right."""
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
@@ -201,7 +203,7 @@ def score_at_threshold(labels, scores, threshold=0.5):
     }
 
 
-def bootstrap_intervals(labels, scores, threshold=0.5, resamples=1000, level=0.95, seed=0):
+def bootstrap_intervals(labels, scores, threshold=0.5, resamples=BOOTSTRAP_RESAMPLES, level=0.95, seed=0):
     """Percentile-bootstrap confidence intervals (images resampled with replacement) for accuracy at `threshold`
     and AUROC: how far a figure could move on another draw of test images of the same size.
     Returns {"accuracy": (low, high), "auroc": (low, high)}."""

@@ -71,12 +71,15 @@ def learning_curve(steps, title=""):
 
 def grouped_bars(table, ylabel, title="", reference=None):
     """A bar per model (column) for each group (row) of `table`; optional horizontal reference line."""
-    ax = table.plot.bar(figsize=(max(6, 0.55 * len(table)), 4), width=0.8)
+    ax = table.rename(index=lambda group: str(group).replace("_", " ")).plot.bar(
+        figsize=(max(7, 0.4 * len(table)), 4), width=0.8)
     if reference is not None:
         ax.axhline(reference, color="grey", ls=":", lw=1)
-    ax.set(ylabel=ylabel, title=title, ylim=(max(0, table.min().min() - 0.1), 1.0))
+    ax.set(ylabel=ylabel, title=title, xlabel="", ylim=(max(0, table.min().min() - 0.1), 1.0))
+    ax.tick_params(axis="x", labelrotation=60)
+    plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=min(5, table.shape[1]), loc="lower center", bbox_to_anchor=(0.5, 1.06))
     ax.figure.tight_layout()
     return ax.figure
 
@@ -102,31 +105,33 @@ def caption(p_real, label):
 
 def robustness_bars(table):
     """Accuracy and AUROC per perturbation (rows) and model (bars), from robustness.perturbation_table."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-    for ax, metric in zip(axes, ("accuracy", "auroc")):
+    fig, axes = plt.subplots(2, 1, figsize=(7.5, 5.6), sharex=True)
+    for ax, (metric, label) in zip(axes, (("accuracy", "accuracy at 0.5"), ("auroc", "AUROC"))):
         wide = table[metric].unstack("model")
-        wide.loc[list(dict.fromkeys(table.index.get_level_values(0)))].plot.bar(ax=ax, width=0.8)
-        ax.set(ylabel=metric, title=f"{metric} under perturbation", ylim=(0.4, 1.0), xlabel="")
+        wide.loc[list(dict.fromkeys(table.index.get_level_values(0)))].plot.bar(ax=ax, width=0.8, legend=False)
+        ax.set(ylabel=label, ylim=(0.4, 1.0), xlabel="")
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
+    axes[1].tick_params(axis="x", labelrotation=30)
+    plt.setp(axes[1].get_xticklabels(), ha="right", rotation_mode="anchor")
+    axes[0].legend(fontsize=8, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.02))
     fig.tight_layout()
     return fig
 
 
 def explanation_grid(images, maps, p_real, labels, overlays, title=""):
     """One row per image: the image, its heat map and the overlay, with P(real) and the true label."""
-    fig, axes = plt.subplots(len(images), 3, figsize=(4.2, 1.45 * len(images)), squeeze=False)
+    fig, axes = plt.subplots(len(images), 3, figsize=(4.2, 1.5 * len(images)), squeeze=False)
     for row, (image, heat, p, label, blended) in enumerate(zip(images, maps, p_real, labels, overlays)):
         axes[row, 0].imshow(np.asarray(image).transpose(1, 2, 0))
         axes[row, 1].imshow(heat, cmap="jet", vmin=0, vmax=1)
         axes[row, 2].imshow(blended)
-        axes[row, 0].set_ylabel(caption(p, label), fontsize=7, rotation=0, ha="right", va="center")
+        axes[row, 0].set_ylabel(caption(p, label), fontsize=9, rotation=0, ha="right", va="center")
         for ax in axes[row]:
             ax.set_xticks([])
             ax.set_yticks([])
     for ax, name in zip(axes[0], ("image", "heat map", "overlay")):
-        ax.set_title(name, fontsize=8)
-    fig.suptitle(title, fontsize=9)
+        ax.set_title(name, fontsize=9)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -135,13 +140,21 @@ def gate_histograms(gates, labels):
     """The distribution of each SRM channel's gate value on REAL and FAKE images."""
     labels = np.asarray(labels)
     channels = gates.shape[1]
-    fig, axes = plt.subplots(1, channels, figsize=(2.3 * channels, 2.4), sharey=True)
-    for c, ax in enumerate(np.atleast_1d(axes)):
+    columns = min(3, channels)
+    rows = -(-channels // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.5 * columns, 2.1 * rows), sharex=True, squeeze=False)
+    for c, ax in enumerate(axes.flat):
+        if c >= channels:
+            ax.axis("off")
+            continue
         for label in (1, 0):
             ax.hist(gates[labels == label, c], bins=40, range=(0, 1), alpha=0.6, density=True, label=LABEL_NAMES[label])
         ax.set_title(f"channel {c}", fontsize=9)
-        ax.set_xlabel("gate")
-    np.atleast_1d(axes)[0].legend(fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("gate value")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("density")
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -149,14 +162,19 @@ def gate_histograms(gates, labels):
 def reliability_diagrams(tables):
     """Accuracy against confidence in the predicted label per bin (evaluate.reliability_table), before and after
     calibration: `tables` is {model: {"before": table, "after": table}}; the diagonal is perfect calibration."""
-    fig, axes = plt.subplots(1, len(tables), figsize=(3.2 * len(tables), 3.3), sharey=True, squeeze=False)
-    for ax, (name, pair) in zip(axes[0], tables.items()):
+    columns = min(3, len(tables))
+    rows = -(-len(tables) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.5 * rows), sharey=True, squeeze=False)
+    for ax in axes.flat[len(tables):]:
+        ax.axis("off")
+    for ax, (name, pair) in zip(axes.flat, tables.items()):
         for when, table in pair.items():
             ax.plot(table["confidence"], table["accuracy"], marker="o", ms=3, label=when)
         ax.plot([0.5, 1], [0.5, 1], color="grey", ls=":", lw=1)
         ax.set(xlabel="confidence in the call", title=name, xlim=(0.5, 1), ylim=(0.4, 1))
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("share called right")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("share called right")
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -17,21 +17,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+import torch
 
 import audit
 import cli
 import figures
-from publish import ORIGINAL_STUDY, PAPER_ACCURACY, model_card, readme_tables, update_readme
-from classes import FAKE, REAL, load_agiri, load_cifake, load_cifar100, load_fakes
-from evaluate import (accounting_table, accuracy_by_group, bootstrap_intervals, cifar100_transfer, dataset_logits,
-                      evaluate_cifake, expected_calibration_error, probability, reliability_table, score_at_threshold,
-                      ScoreStore, summary_row, temperature_of)
+from publish import (ANCHORS, ORIGINAL_DETAILS, ORIGINAL_STUDY, PAPER_ACCURACY, PAPER_CNNS, model_card,
+                     readme_tables, update_readme)
+from classes import FAKE, LABEL_NAMES, REAL, load_agiri, load_cifake, load_cifar100, load_fakes
+from evaluate import (BOOTSTRAP_RESAMPLES, ECE_BINS, accounting_table, accuracy_by_group, bootstrap_intervals,
+                      cifar100_transfer, dataset_logits, evaluate_cifake, expected_calibration_error, probability,
+                      reliability_table, score_at_threshold, ScoreStore, summary_row, temperature_of)
+from explain import CAM_METHODS, cam_maps, centre_share, gate_statistics, overlay, pick_examples, srm_gates
 from imagefiles import PREPROCESSINGS
 from project import (REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, dataset_dir, git_commit, model_file,
                      pick_device, shown)
 from robustness import perturbation_table, wide_table
-from training import SHIPPED_MODELS, train_or_load
+from training import SHIPPED_MODELS, Recipe, train_or_load
 
 
 class Report:
@@ -53,10 +57,20 @@ class Report:
         self.text(f"![{caption}]({name})")
 
     def write(self):
-        (self.out / "results.json").write_text(json.dumps(self.results, indent=2, default=float) + "\n")
+        (self.out / "results.json").write_text(json.dumps(finite(self.results), indent=2, default=float) + "\n")
         path = self.out / "report.md"
         path.write_text("\n".join(self.lines))
         return path
+
+
+def finite(value):
+    """`value` with every NaN (a figure that does not exist, such as the original study's missing ones) as None, so
+    that results.json is strict JSON."""
+    if isinstance(value, dict):
+        return {key: finite(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return None if isinstance(value, float) and value != value else value
 
 
 def markdown(frame, floatfmt=".4f"):
@@ -96,14 +110,14 @@ def cifake_section(report, models, sidecars, root, device, store):
     report.results["cifake_test"] = {"n": len(test), "leaked_removed": removed, "models": rows}
     report.text(f"## CIFAKE test ({len(test)} images)", f"Threshold 0.5 unless stated; `accuracy_dedup` leaves out "
                 f"the {removed} test files that are byte-identical to training files; intervals: 95% bootstrap, "
-                f"1,000 resamples of the test images.")
+                f"{BOOTSTRAP_RESAMPLES:,} resamples of the test images.")
     headline = ["n", "accuracy", "called_real", "auroc", "ap", "f1_fake", "f1_real", "accuracy_dedup", "val threshold",
                 "accuracy at val threshold"]
     calibration = ["temperature", "ece before calibration", "ece"]
     report.table(table[headline])
-    report.text("### Calibration", "Expected calibration error (15 equal-width bins of the confidence in the call) "
-                "with P(real) = sigmoid(logit) and after temperature scaling, P(real) = sigmoid(logit / T), T fitted "
-                "on each model's validation split:")
+    report.text("### Calibration", f"Expected calibration error ({ECE_BINS} equal-width bins of the confidence in the "
+                "call) with P(real) = sigmoid(logit) and after temperature scaling, P(real) = sigmoid(logit / T), T "
+                "fitted on each model's validation split:")
     report.table(table[calibration])
     report.figure(figures.reliability_diagrams(reliability), "reliability.png", "reliability before and after")
     report.text("### Intervals and training", "95% intervals at each model's validation threshold:")
@@ -116,6 +130,9 @@ def cifake_section(report, models, sidecars, root, device, store):
         report.figure(figures.training_curves(histories), "training_curves.png", "training curves")
     by_class = pd.DataFrame({n: accuracy_by_group(labels, s, test.classes, test.class_names)["accuracy"]
                              for n, s in scores.items()})
+    report.results["cifake_test"]["accuracy by content class"] = by_class.to_dict(orient="index")
+    report.results["cifake_train"] = {"n": len(train), "real": int((train.labels == REAL).sum()),
+                                      "fake": int((train.labels == FAKE).sum())}
     report.text("### Accuracy per CIFAR-10 content class (both labels)")
     report.table(by_class.sort_values(next(iter(scores))))
     return table["accuracy"]
@@ -151,7 +168,10 @@ def mixed_section(report, models, sidecars, root, device, store, key, name, titl
             rows[(model_name, prep)] = {**summary_row(score_at_threshold(labels, scores, 0.5)),
                                         "accuracy at val threshold": at_val["accuracy"]}
     table = pd.DataFrame(rows).T.rename_axis(["model", "preprocessing"])
-    report.results[key] = {"n": len(datasets["resize"]), "models": {f"{m} {p}": row for (m, p), row in rows.items()}}
+    labels = datasets["resize"].labels
+    report.results[key] = {"n": len(labels), "n_real": int((labels == REAL).sum()),
+                           "n_fake": int((labels == FAKE).sum()),
+                           "models": {f"{m} {p}": row for (m, p), row in rows.items()}}
     report.text(f"## {title} ({len(datasets['resize'])} images): three preprocessings, threshold 0.5")
     report.table(table)
     return table.xs("resize", level=1)["accuracy"]
@@ -217,6 +237,39 @@ def transfer_summary(report):
     report.table(pd.DataFrame(rows).T)
 
 
+def explanations_section(report, models, root, device, store, n=2000, explained=("base_model", "strong_model")):
+    """Where the evidence lies: each model's Grad-CAM mass in the image's central quarter on `n` test images (the
+    evidence for the predicted label), the attention model's SRM gates on every test image, and example maps."""
+    test = load_cifake(root, "test", verbose=False)
+    labels, subset = test.labels.numpy(), np.random.default_rng(0).choice(len(test), min(n, len(test)), replace=False)
+    shares = {}
+    for name, model in models.items():
+        called_real = (store.scores(name, test, device) >= 0.5).astype(int)
+        for method in CAM_METHODS:
+            share = centre_share(cam_maps(model, test.images[subset], method, called_real[subset], device))
+            by_label = {LABEL_NAMES[c]: float(share[labels[subset] == c].mean()) for c in (REAL, FAKE)}
+            shares[f"{name} {method}"] = by_label
+    results = {"n": len(subset), "centre share": shares}
+    report.text(f"## Explanations ({len(subset)} test images)", "Share of the Grad-CAM heat in the central quarter "
+                "of the image (0.25: no preference), by true label:")
+    report.table(pd.DataFrame(shares).T)
+    for name in (n for n in explained if n in models):
+        scores = store.scores(name, test, device)
+        picks = [group[0] for group in pick_examples(labels, scores).values()]
+        maps = cam_maps(models[name], test.images[picks], target=(scores[picks] >= 0.5).astype(int), device=device)
+        report.figure(figures.explanation_grid(test.images[picks], maps, scores[picks], labels[picks],
+                                               [overlay(test.images[i], m) for i, m in zip(picks, maps)], name),
+                      f"gradcam_{name}.png", f"Grad-CAM of {name}")
+    if "attn_model" in models:
+        gates = srm_gates(models["attn_model"], test.images, device)
+        table = gate_statistics(gates, labels)
+        results.update(srm_gates=table.to_dict(orient="index"), srm_gates_n=len(test))
+        report.text(f"### SRM gates of attn_model ({len(test)} test images)")
+        report.table(table)
+        report.figure(figures.gate_histograms(gates, labels), "srm_gates.png", "SRM gate distributions")
+    report.results["explanations"] = results
+
+
 def robustness_section(report, models, root, device, store):
     test = load_cifake(root, "test", verbose=False)
     table = perturbation_table(models, test, device, score=store.for_dataset(test))
@@ -258,6 +311,7 @@ def main(argv=None):
                                        "faces", "DDPM faces vs CelebA-HQ (a stand-in for AGIRI)"),
         "DDPM-32": lambda: ddpm32_section(report, models, folder["CIFAKE_dir"], folder["ddpm32_dir"], device, store),
         "robustness": lambda: robustness_section(report, models, folder["CIFAKE_dir"], device, store),
+        "explanations": lambda: explanations_section(report, models, folder["CIFAKE_dir"], device, store),
     }
     report.text("## Dataset audits: shortcuts before the detector finds them")
     audit_section(report, {"CIFAKE": (folder["CIFAKE_dir"], None), "AGIRI": (folder["AGIRI_dir"], None),
@@ -276,6 +330,17 @@ def main(argv=None):
             ours[name] = result
     if "cifake_test" in report.results:
         transfer_summary(report)
+    report.results["models"] = {name: {"arch": sidecar["arch"], "arch_kwargs": SHIPPED_MODELS[name].arch_kwargs,
+                                       "recipe": {**{f: sidecar.get(f) for f in Recipe.__dataclass_fields__},
+                                                  "name": sidecar["recipe"]},
+                                       "n_train": sidecar["n_train"], "n_val": sidecar["n_val"]}
+                                for name, sidecar in sidecars.items()}
+    report.results["references"] = {"original study": ORIGINAL_STUDY.to_dict(),
+                                    "original study, more": ORIGINAL_DETAILS,
+                                    "CIFAKE paper accuracy": PAPER_ACCURACY, "CIFAKE paper CNNs": PAPER_CNNS,
+                                    "anchors": ANCHORS}
+    report.results.update(sample_data=args.sample, commit=git_commit(), device=str(device), torch=torch.__version__,
+                          methods={"bootstrap resamples": BOOTSTRAP_RESAMPLES, "ece bins": ECE_BINS})
     comparison = pd.DataFrame({f"{metric} ({who})": table[metric] for metric in ORIGINAL_STUDY
                                for who, table in (("ours", pd.DataFrame(ours)), ("original", ORIGINAL_STUDY))
                                if metric in table}, index=list(SHIPPED_MODELS))

@@ -28,6 +28,7 @@ MODELS = ("base_model", "attn_model")
 
 def seed_runs(root, seeds, device="cpu", sample=False):
     """{model: {"runs": [{seed, accuracy, auroc, accuracy at val threshold, seconds}], mean and sd of each}}."""
+    commit = git_commit()                      # the code as imported now, before any edit during a long run
     train, val = split_train_val(load_cifake(root, "train", verbose=False))
     test = load_cifake(root, "test", verbose=False)
     labels, results = test.labels.numpy(), {}
@@ -42,8 +43,8 @@ def seed_runs(root, seeds, device="cpu", sample=False):
             at_half, at_val = (score_at_threshold(labels, scores, t) for t in (0.5, history["threshold"]))
             runs.append({"seed": seed, "accuracy": at_half["accuracy"], "auroc": at_half["auroc"],
                          "accuracy at val threshold": at_val["accuracy"], "seconds": round(seconds, 1)})
-            print(f"{name}, seed {seed}: test accuracy {at_half['accuracy']:.2%} at 0.5, "
-                  f"{at_val['accuracy']:.2%} at the validation threshold, AUROC {at_half['auroc']:.4f}; {seconds:.0f} s")
+            print(f"{name}, seed {seed}: test accuracy {at_half['accuracy']:.2%} at 0.5, {at_val['accuracy']:.2%} at "
+                  f"the validation threshold, AUROC {at_half['auroc']:.4f}; {seconds:.0f} s")
         summary = {}
         for key in ("accuracy", "auroc", "accuracy at val threshold"):
             values = np.array([run[key] for run in runs])
@@ -51,7 +52,7 @@ def seed_runs(root, seeds, device="cpu", sample=False):
                             f"{key} min": values.min(), f"{key} max": values.max()})
         results[name] = {"epochs": epochs, "runs": runs, **summary}
     return {"seeds": len(seeds), "n_test": len(test), "n_train": len(train), "n_val": len(val), "split seed": 0,
-            "device": str(device), "torch": torch.__version__, "commit": git_commit(), "models": results}
+            "device": str(device), "torch": torch.__version__, "commit": commit, "models": results}
 
 
 def main(argv=None):

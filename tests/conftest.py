@@ -4,6 +4,7 @@ The device is the CPU unless CIFAKE_TEST_DEVICE says otherwise (`python code/ben
 run as subprocesses pick their own with --device auto.
 """
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -49,3 +50,16 @@ def sample_model(sample_root, tmp_path_factory, device):
     path = tmp_path_factory.mktemp("models") / "sample_model.pth"
     save_model(model, path, history["threshold"], {"history": history["epochs"]})
     return path, history
+
+
+@pytest.fixture(scope="session")
+def sample_results(sample_root, tmp_path_factory):
+    """A results folder as `python code/reproduce.py --sample` and `python code/seeds.py --sample` write it (the
+    report, results.json, seeds.json and the figures; sample models in data/sample/models)."""
+    out = tmp_path_factory.mktemp("results")
+    for script, *args in (("reproduce.py", "--sample", "--out", str(out)),
+                          ("seeds.py", "--sample", "--seeds", "2", "--out", str(out / "seeds.json"))):
+        result = subprocess.run([sys.executable, str(REPO / "code" / script), *args], cwd=REPO, capture_output=True,
+                                text=True, timeout=900)
+        assert result.returncode == 0, f"{script}: {result.stderr[-3000:]}"
+    return out

@@ -169,10 +169,8 @@ def test_make_sample_data_cli(tmp_path):
     assert {p.name for p in (tmp_path / "CIFAR100").iterdir()} >= {"train", "test", "meta"}
 
 
-def test_reproduce_sample_writes_a_stamped_report(sample_root, tmp_path):
-    pytest.importorskip("tabulate", reason="tabulate is not installed")
-    result = run(["reproduce.py", "--sample", "--out", str(tmp_path)], ".")
-    assert result.returncode == 0, result.stderr
+def test_reproduce_sample_writes_a_stamped_report(sample_results):
+    tmp_path = sample_results
     report = (tmp_path / "report.md").read_text()
     assert report.startswith("> **SAMPLE DATA**")
     for section in ("## CIFAKE test (400 images)", "### Calibration", "## Robustness on CIFAKE test",
@@ -188,6 +186,17 @@ def test_reproduce_sample_writes_a_stamped_report(sample_root, tmp_path):
     assert set(results["transfer"]) == {"base_model", "attn_model", "mini_model", "strong_model", "strong_aug_model"}
     assert {"faces AUROC (resize)", "faces AUROC (best crop)", "DDPM-32 AUROC", "CIFAR-100 share called real"} <= set(
         results["transfer"]["strong_model"])
+    assert results["sample_data"] is True and results["methods"]["ece bins"] > 0
+    assert set(results["cifake_test"]["accuracy by content class"]["cat"]) == set(results["transfer"])
+    assert results["models"]["strong_model"]["recipe"]["name"] == "strong"
+    assert results["explanations"]["n"] > 0 and len(results["explanations"]["srm_gates"]) == 6
+    assert set(results["explanations"]["centre share"]["base_model gradcam"]) == {"Real", "Fake"}
+    for figure in ("gradcam_base_model.png", "gradcam_strong_model.png", "srm_gates.png"):
+        assert (tmp_path / figure).stat().st_size > 1000
+    assert "null" in (tmp_path / "results.json").read_text() and "NaN" not in (tmp_path / "results.json").read_text()
+    seeds = json.loads((tmp_path / "seeds.json").read_text())
+    assert [run["seed"] for run in seeds["models"]["attn_model"]["runs"]] == [0, 1]
+    assert 0 <= seeds["models"]["base_model"]["accuracy min"] <= seeds["models"]["base_model"]["accuracy max"] <= 1
     card = json.loads((tmp_path / "card.json").read_text())
     assert card["models"]["strong_model"]["cifake_test"]["ece"] >= 0 and "## strong_aug_model" in (
         tmp_path / "README.md").read_text()
