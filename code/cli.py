@@ -11,7 +11,7 @@ from pathlib import Path
 
 import matplotlib
 
-from project import STAND_IN_NOTE, ProjectError, config_path
+from project import STAND_IN_NOTE, ProjectError, config_path, shown
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -69,14 +69,14 @@ def write_json(path, data):
     """`data` as indented JSON (numpy numbers as floats), creating the folder."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(data, indent=2, default=float) + "\n")
-    print(f"wrote {path}")
+    print(f"wrote {shown(path)}")
 
 
 def save_figure(fig, path):
     """A matplotlib figure as an image file, creating the folder."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
-    print(f"wrote {path}")
+    print(f"wrote {shown(path)}")
 
 
 def run(main):

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 PAPER_DIR = Path(__file__).resolve().parent
@@ -55,6 +56,20 @@ def read_results(folder):
     return data
 
 
+def exact(value):
+    """`value` with every float as a string of its exact binary value to 20 significant digits, which the source
+    reads as a Typst decimal: the paper then rounds as Python does (0.91755 is stored just below it, so 91.75%,
+    as in the README), where Typst's floats would round the product 91.755 up."""
+    if isinstance(value, dict):
+        return {key: exact(v) for key, v in value.items()}
+    if isinstance(value, list):
+        return [exact(v) for v in value]
+    if isinstance(value, float):
+        digits = Decimal(value)
+        return format(round(digits, 19 - digits.adjusted()) if digits else digits, "f")
+    return value
+
+
 def page_count(pdf):
     """The number of pages of a PDF as typst writes it (one `/Type /Page` dictionary per page)."""
     return len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf))
@@ -66,7 +81,7 @@ def build(results=RESULTS, out=PDF, record=None):
     results, out = absolute(results), absolute(out)
     data, digest = read_results(results), results_digest(results)
     root = Path(os.path.commonpath([PAPER_DIR, results]))            # typst reads files only below its root
-    inputs = {"results": json.dumps(data), "digest": digest,
+    inputs = {"results": json.dumps(exact(data)), "digest": digest,
               "figures": json.dumps(sorted(p.name for p in results.glob("*.png"))),
               "figure_dir": "/" + results.relative_to(root).as_posix()}
     try:
