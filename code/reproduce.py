@@ -290,12 +290,13 @@ def main(argv=None):
     args = cli.parse(parser, argv)
 
     started, device = time.perf_counter(), pick_device(args.device)
+    commit = git_commit()                             # before this run rewrites any tracked result file
     sample_dir = config_path("sample_dir")
     out = Path(args.out) if args.out else (sample_dir / "results" if args.sample else REPO_ROOT / "notes" / "results")
     stamp = f"> **SAMPLE DATA**: {STAND_IN_NOTE}. No figure here says anything about CIFAKE." if args.sample else ""
     report = Report(out, stamp)
     report.text("# Reproduction report", f"`python code/reproduce.py{' --sample' if args.sample else ''}` on {device}, "
-                f"commit {git_commit()}.")
+                f"commit {commit}.")
     loaded = {name: train_or_load(name, args.sample, args.retrain, device) for name in SHIPPED_MODELS}
     models = {name: model for name, (model, _) in loaded.items()}
     sidecars = {name: sidecar for name, (_, sidecar) in loaded.items()}
@@ -339,7 +340,7 @@ def main(argv=None):
                                     "original study, more": ORIGINAL_DETAILS,
                                     "CIFAKE paper accuracy": PAPER_ACCURACY, "CIFAKE paper CNNs": PAPER_CNNS,
                                     "anchors": ANCHORS}
-    report.results.update(sample_data=args.sample, commit=git_commit(), device=str(device), torch=torch.__version__,
+    report.results.update(sample_data=args.sample, commit=commit, device=str(device), torch=torch.__version__,
                           methods={"bootstrap resamples": BOOTSTRAP_RESAMPLES, "ece bins": ECE_BINS})
     comparison = pd.DataFrame({f"{metric} ({who})": table[metric] for metric in ORIGINAL_STUDY
                                for who, table in (("ours", pd.DataFrame(ours)), ("original", ORIGINAL_STUDY))
