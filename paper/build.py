@@ -2,7 +2,7 @@
 (no TeX installation needed).
 
     python paper/build.py                                            # notes/results/ -> paper/paper.pdf
-    python paper/build.py --results data/sample/results --out /tmp/paper.pdf   # any results folder
+    python paper/build.py --results data/sample/results --out data/sample/paper.pdf   # any results folder
 
 Every number, table and figure in the paper comes from a results folder: results.json (`python code/reproduce.py`),
 seeds.json (`python code/seeds.py`) and the figures reproduce.py draws there. The source reads them only through
