@@ -253,7 +253,7 @@ def explanations_section(report, models, root, device, store, n=2000, explained=
     report.text(f"## Explanations ({len(subset)} test images)", "Share of the Grad-CAM heat in the central quarter "
                 "of the image (0.25: no preference), by true label:")
     report.table(pd.DataFrame(shares).T)
-    for name in (n for n in explained if n in models):
+    for name in [name for name in explained if name in models]:
         scores = store.scores(name, test, device)
         picks = [group[0] for group in pick_examples(labels, scores).values()]
         maps = cam_maps(models[name], test.images[picks], target=(scores[picks] >= 0.5).astype(int), device=device)
