@@ -34,10 +34,15 @@ RECORD = PAPER_DIR / "build.json"
 RESULT_FILES = {"results": "python code/reproduce.py", "seeds": "python code/seeds.py"}   # <name>.json: made by
 
 
+def result_files(folder):
+    """The folder's JSON and PNG files, by name: what a build of the paper may read."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix in (".json", ".png"))
+
+
 def results_digest(folder):
-    """SHA-256 over the names and bytes of the folder's JSON and PNG files: what a build of the paper reads."""
+    """SHA-256 over the names and bytes of the folder's result files."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in Path(folder).iterdir() if p.suffix in (".json", ".png")):
+    for path in result_files(folder):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
@@ -82,7 +87,7 @@ def build(results=RESULTS, out=PDF, record=None):
     data, digest = read_results(results), results_digest(results)
     root = Path(os.path.commonpath([PAPER_DIR, results]))            # typst reads files only below its root
     inputs = {"results": json.dumps(exact(data)), "digest": digest,
-              "figures": json.dumps(sorted(p.name for p in results.glob("*.png"))),
+              "figures": json.dumps([p.name for p in result_files(results) if p.suffix == ".png"]),
               "figure_dir": "/" + results.relative_to(root).as_posix()}
     try:
         pdf = typst.compile(str(SOURCE), root=str(root), sys_inputs=inputs)
@@ -93,7 +98,7 @@ def build(results=RESULTS, out=PDF, record=None):
     pages = page_count(pdf)
     if record:
         cli.write_json(record, {"results": shown(results), "sha256": digest, "pages": pages, "typst": typst.__version__,
-                                "files": sorted(p.name for p in results.iterdir() if p.suffix in (".json", ".png"))})
+                                "files": [p.name for p in result_files(results)]})
     return pages, digest
 
 
