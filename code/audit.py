@@ -123,11 +123,15 @@ def read_facts(root, layout, workers=None):
     for row, path in zip(rows, paths):
         inside = Path(path).is_relative_to(root)
         row["path"] = str(Path(path).relative_to(root)) if inside else shown(path)
+    return pd.DataFrame([{**row, **f} for row, f in zip(rows, facts_of(paths, workers))])
+
+
+def facts_of(paths, workers=None):
+    """file_facts of every path, on all cores."""
     chunk = max(256, len(paths) // (8 * (workers or os.cpu_count() or 1)) + 1)
     with ProcessPoolExecutor(workers) as pool:
-        facts = [f for part in pool.map(_facts_chunk, [paths[i:i + chunk] for i in range(0, len(paths), chunk)])
-                 for f in part]
-    return pd.DataFrame([{**row, **f} for row, f in zip(rows, facts)])
+        return [f for part in pool.map(_facts_chunk, [paths[i:i + chunk] for i in range(0, len(paths), chunk)])
+                for f in part]
 
 
 def duplicates(files):
@@ -239,6 +243,28 @@ def audit(root, threshold=FLAG_AUROC, colour=True, verbose=True, real=None):
     if colour:
         report["colour_statistics"] = colour_test(root, layout, verbose)
     return report
+
+
+def compare_sets(paths, labels, images, threshold=FLAG_AUROC):
+    """Shortcut tests (a) and (b), cross-validated, between two sets of readable image files that sit anywhere (a
+    user's fakes and reals): `labels` REAL / FAKE per path, `images` their uint8 N x 3 x 32 x 32 decodings.
+    Returns {"metadata": test (a) with its strongest features, "colour": test (b), "flag": a sentence or None}."""
+    facts = pd.DataFrame(facts_of([str(p) for p in paths]))
+    ok = facts["error"].isna().to_numpy() if "error" in facts else np.ones(len(facts), bool)
+    labels, one_split = np.asarray(labels), np.full(len(labels), "all")
+    features = metadata_features(facts[ok].reset_index(drop=True))
+    model = HistGradientBoostingClassifier(max_iter=100, min_samples_leaf=5, random_state=0)
+    meta = shortcut_test(features, labels[ok], one_split[ok], model, importance=True)
+    ranked = sorted(zip(features.columns, meta.pop("importance")), key=lambda item: -item[1])
+    meta["features"] = [{"feature": name, "auroc_drop": float(drop)} for name, drop in ranked[:3] if drop > 0]
+    colour = shortcut_test(colour_features(images), labels, one_split,
+                           make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)))
+    flag = None
+    if meta["auroc"] >= threshold:
+        named = ", ".join(f["feature"] for f in meta["features"]) or "no single feature"
+        flag = (f"metadata alone separates the two sets (AUROC {meta['auroc']:.3f} >= {threshold}, carried by {named}): "
+                f"a detector's figures on them say little about the images")
+    return {"metadata": meta, "colour": colour, "flag": flag}
 
 
 def colour_test(root, layout, verbose=True):

@@ -203,17 +203,28 @@ def score_at_threshold(labels, scores, threshold=0.5):
     }
 
 
-def bootstrap_intervals(labels, scores, threshold=0.5, resamples=BOOTSTRAP_RESAMPLES, level=0.95, seed=0):
-    """Percentile-bootstrap confidence intervals (images resampled with replacement) for accuracy at `threshold`
-    and AUROC: how far a figure could move on another draw of test images of the same size.
-    Returns {"accuracy": (low, high), "auroc": (low, high)}."""
+def bootstrap_intervals(labels, scores, threshold=0.5, resamples=BOOTSTRAP_RESAMPLES, level=0.95, seed=0,
+                        metrics=("accuracy", "auroc")):
+    """Percentile-bootstrap confidence intervals (images resampled with replacement): how far a figure could move on
+    another draw of test images of the same size. `metrics`: any of accuracy (at `threshold`), auroc, ap,
+    fakes_caught (share of fakes called fake) and reals_kept (share of reals called real).
+    Returns {metric: (low, high)}."""
     labels, scores = np.asarray(labels), np.asarray(scores)
-    correct = ((scores >= threshold).astype(int) == labels).astype(float)
     options = dict(n_resamples=resamples, confidence_level=level, method="percentile", batch=100)  # 100 rows at once
-    accuracy = bootstrap((correct,), np.mean, rng=np.random.default_rng(seed), **options).confidence_interval
-    auroc = bootstrap((labels, scores), roc_auc_score, paired=True, vectorized=False, rng=np.random.default_rng(seed),
-                      **options).confidence_interval
-    return {"accuracy": (float(accuracy.low), float(accuracy.high)), "auroc": (float(auroc.low), float(auroc.high))}
+    paired = {"auroc": roc_auc_score, "ap": average_precision_score,
+              "fakes_caught": lambda y, s: np.mean(s[y == FAKE] < threshold),
+              "reals_kept": lambda y, s: np.mean(s[y == REAL] >= threshold)}
+    intervals = {}
+    for metric in metrics:
+        rng = np.random.default_rng(seed)
+        if metric == "accuracy":                     # a mean of 0/1 values: vectorised, fast
+            correct = ((scores >= threshold).astype(int) == labels).astype(float)
+            interval = bootstrap((correct,), np.mean, rng=rng, **options).confidence_interval
+        else:
+            interval = bootstrap((labels, scores), paired[metric], paired=True, vectorized=False, rng=rng,
+                                 **options).confidence_interval
+        intervals[metric] = (float(interval.low), float(interval.high))
+    return intervals
 
 
 def per_class_table(result):
@@ -263,21 +274,71 @@ def leaked_test_images(test_set, train_set):
     return np.isin(test_set.digests, train_set.digests)
 
 
+def evaluate_scores(labels, scores, threshold):
+    """Every figure of scores against labels at `threshold`, with ECE and the threshold sweep: (JSON-ready dict,
+    the sweep table)."""
+    result = score_at_threshold(labels, scores, threshold)
+    result["ece"] = expected_calibration_error(labels, scores)
+    sweep = threshold_sweep(labels, scores)
+    result["sweep"] = sweep.to_dict(orient="records")
+    return result, sweep
+
+
 def evaluate_cifake(model, dataset, threshold, device="cpu", train_set=None, scores=None):
     """Score a CIFAKE split: (every figure test.py reports as a JSON-ready dict, the sweep table, P(real)).
     With `train_set`, also the accuracy without test files byte-identical to training files. `scores`: the
     model's P(real) for the split, if already computed."""
     labels = dataset.labels.numpy()
     scores = score_dataset(model, dataset, device) if scores is None else scores
-    result = score_at_threshold(labels, scores, threshold)
-    result["ece"] = expected_calibration_error(labels, scores)
-    sweep = threshold_sweep(labels, scores)
-    result["sweep"] = sweep.to_dict(orient="records")
+    result, sweep = evaluate_scores(labels, scores, threshold)
     if train_set is not None:
         leaked = leaked_test_images(dataset, train_set)
         dedup = score_at_threshold(labels[~leaked], scores[~leaked], threshold)
         result["deduplicated"] = {"removed": int(leaked.sum()), "n": dedup["n"], "accuracy": dedup["accuracy"]}
     return result, sweep, scores
+
+
+def evaluate_fakes(model, fake_files, real_files, threshold, device="cpu", model_name="model"):
+    """Does the model catch these generated images? Scores image files of any format (32 x 32 after resizing) as
+    FAKE against real image files: (every figure as a JSON-ready dict, with n_fake, n_real, the shares of fakes caught
+    and of reals kept, 95% bootstrap intervals and `skipped` [(file, reason)]; the per-file table; the decoded
+    images). Raises ProjectError when either side has no readable image."""
+    table, skipped, images = score_files(model, [*fake_files, *real_files], threshold, device=device,
+                                         model_name=model_name)
+    fake_set = set(map(str, fake_files))
+    table.insert(1, "true_label", [LABEL_NAMES[FAKE if path in fake_set else REAL] for path in table["path"]])
+    labels = (table["true_label"] == LABEL_NAMES[REAL]).to_numpy().astype(int)
+    for label, side in ((FAKE, "fake"), (REAL, "real")):
+        if not (labels == label).any():
+            raise ProjectError(f"no readable {side} image to score ({len(skipped)} skipped: "
+                               f"{'; '.join(f'{f}: {r}' for f, r in skipped[:3]) or 'none found'})")
+    scores = table["p_real"].to_numpy()
+    result, _ = evaluate_scores(labels, scores, threshold)
+    metrics = ("accuracy", "auroc", "ap", "fakes_caught", "reals_kept")
+    result.update(n_fake=int((labels == FAKE).sum()), n_real=int((labels == REAL).sum()),
+                  fakes_caught=result["per_class"]["Fake"]["recall"], reals_kept=result["per_class"]["Real"]["recall"],
+                  not_32x32=int((~table["in_domain"]).sum()), skipped=[list(item) for item in skipped],
+                  interval95=bootstrap_intervals(labels, scores, threshold, metrics=metrics))
+    return result, table, images
+
+
+MODEL_CARD = REPO_ROOT / "models" / "card.json"      # written by reproduce.py with models/README.md
+
+
+def out_of_domain_notice(table, model_name, card=MODEL_CARD):
+    """One line for the images of a score_files table that are not 32 x 32, with the transfer figure the model card
+    holds for the model (None when every image is in domain)."""
+    outside = int((~table["in_domain"]).sum())
+    if not outside:
+        return None
+    transfer = {}
+    if Path(card).is_file():
+        transfer = json.loads(Path(card).read_text())["models"].get(model_name, {}).get("transfer", {})
+    measured = transfer.get("faces AUROC (resize)")
+    figure = (f"its AUROC on 256 x 256 faces (DDPM vs CelebA-HQ) was {measured:.2f}, where 0.5 is chance"
+              if measured is not None else "the model card holds no transfer figure for it")
+    return (f"note: {outside} of {len(table)} images are not {IMAGE_SIZE}x{IMAGE_SIZE}, outside what {model_name} "
+            f"was trained on; {figure} (models/README.md): do not read these scores as verdicts")
 
 
 def summary_row(result):

@@ -10,7 +10,6 @@ that model on larger images, and the table's `in_domain` column is False. Folder
 Files that cannot be read are listed with the reason and do not stop the run; the exit code is 1 when any file
 failed or no image was found, else 0.
 """
-import json
 import sys
 from pathlib import Path
 
@@ -20,27 +19,9 @@ import pandas as pd
 
 import cli
 from classes import load_model
-from evaluate import find_image_files, parse_threshold, score_files
-from imagefiles import IMAGE_SIZE, PREPROCESSINGS
-from project import REPO_ROOT, model_path, pick_device
-
-MODEL_CARD = REPO_ROOT / "models" / "card.json"      # written by reproduce.py with models/README.md
-
-
-def out_of_domain_notice(table, model_name, card=MODEL_CARD):
-    """One line for the images that are not 32 x 32, with the transfer figure the model card holds for the model
-    (None when every image is in domain)."""
-    outside = int((~table["in_domain"]).sum())
-    if not outside:
-        return None
-    transfer = {}
-    if Path(card).is_file():
-        transfer = json.loads(Path(card).read_text())["models"].get(model_name, {}).get("transfer", {})
-    measured = transfer.get("faces AUROC (resize)")
-    figure = (f"its AUROC on 256 x 256 faces (DDPM vs CelebA-HQ) was {measured:.2f}, where 0.5 is chance"
-              if measured is not None else "the model card holds no transfer figure for it")
-    return (f"note: {outside} of {len(table)} images are not {IMAGE_SIZE}x{IMAGE_SIZE}, outside what {model_name} "
-            f"was trained on; {figure} (models/README.md): do not read these scores as verdicts")
+from evaluate import find_image_files, out_of_domain_notice, parse_threshold, score_files
+from imagefiles import PREPROCESSINGS
+from project import model_path, pick_device
 
 
 def main(argv=None):

@@ -29,6 +29,11 @@ LIMITATIONS = ("Trained on CIFAKE only: 32 x 32 images, one generator (Stable Di
                "and JPEG tables. Scores for other sizes, generators or subjects are out of domain (see Transfer); "
                "blur and resizing lower accuracy sharply unless the model was trained with augmentation.")
 
+DIRTY_NOTE = (" Its commit ends in `-dirty`: it was trained from that commit with uncommitted edits in the working "
+              "tree, so the commit alone does not pin the code. The recipe and architecture above, which today's code "
+              "trains with this command, define the run; retraining gives a model of the same recipe, not "
+              "bit-identical weights.")
+
 
 def model_card(results, sidecars):
     """The model card, from the sidecars and results.json (nothing typed by hand): {"markdown", "data"}."""
@@ -38,8 +43,9 @@ def model_card(results, sidecars):
                        "(`<name>.json`) and `notes/results/results.json`. " + INTENDED_USE, "",
                        f"**Known limitations.** {LIMITATIONS}", ""]
     for name, sidecar in sidecars.items():
-        row = cifake[name]
-        entry = {"arch": sidecar["arch"], "parameters": sidecar["parameters"], "recipe": sidecar.get("recipe"),
+        row, made = cifake[name], results.get("models", {}).get(name, {})
+        entry = {"arch": sidecar["arch"], "parameters": sidecar["parameters"],
+                 "recipe": made.get("recipe", {}).get("name", sidecar.get("recipe")), "command": made.get("command"),
                  "epochs": sidecar["epochs"], "training": f"{sidecar['n_train']:,} CIFAKE training images, "
                  f"{sidecar['n_val']:,} held out for validation (seed {sidecar['seed']})",
                  "threshold": sidecar["threshold"], "temperature": row["temperature"],
@@ -51,12 +57,16 @@ def model_card(results, sidecars):
             entry["robustness"] = {"worst perturbation": worst["perturbation"], "accuracy": worst["accuracy"],
                                    "auroc": worst["auroc"]}
         data[name] = entry
+        epochs = f"{entry['epochs']} epoch{'' if entry['epochs'] == 1 else 's'}"
         lines += [f"## {name}", "", f"- Network: `{entry['arch']}`, {entry['parameters']:,} parameters; recipe "
-                  f"`{entry['recipe']}`, {entry['epochs']} epochs; {entry['training']}; device {sidecar['device']}, "
+                  f"`{entry['recipe']}`, {epochs}; {entry['training']}; device {sidecar['device']}, "
                   f"torch {sidecar['torch']}, commit {sidecar['git_commit']}.",
                   f"- CIFAKE test: accuracy {row['accuracy']:.2%} at 0.5, {row['accuracy at val threshold']:.2%} at "
                   f"the validation threshold {entry['threshold']:.3f}; AUROC {row['auroc']:.4f}; calibration: "
                   f"temperature {row['temperature']:.3f}, ECE {row['ece before calibration']:.4f} -> {row['ece']:.4f}."]
+        if entry["command"]:
+            lines.append(f"- Reproduce: `{entry['command']}`." + (DIRTY_NOTE if sidecar["git_commit"].endswith(
+                "-dirty") else ""))
         if "robustness" in entry:
             r = entry["robustness"]
             lines.append(f"- Robustness: worst under {r['worst perturbation']} (accuracy {r['accuracy']:.2%}, "

@@ -35,7 +35,7 @@ from imagefiles import PREPROCESSINGS
 from project import (REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, dataset_dir, git_commit, model_file,
                      pick_device, shown)
 from robustness import perturbation_table, wide_table
-from training import SHIPPED_MODELS, Recipe, train_or_load
+from training import SHIPPED_MODELS, Recipe, train_command, train_or_load
 
 
 class Report:
@@ -333,7 +333,8 @@ def main(argv=None):
         transfer_summary(report)
     report.results["models"] = {name: {"arch": sidecar["arch"], "arch_kwargs": SHIPPED_MODELS[name].arch_kwargs,
                                        "recipe": {**{f: sidecar.get(f) for f in Recipe.__dataclass_fields__},
-                                                  "name": sidecar["recipe"]},
+                                                  "name": SHIPPED_MODELS[name].recipe.name},
+                                       "command": train_command(name),
                                        "n_train": sidecar["n_train"], "n_val": sidecar["n_val"]}
                                 for name, sidecar in sidecars.items()}
     report.results["references"] = {"original study": ORIGINAL_STUDY.to_dict(),

@@ -17,11 +17,12 @@ import torch.nn as nn
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-import robustness
+import perturb
 from classes import (Batcher, build_model, count_parameters, load_cifake, load_model, read_sidecar, save_model,
                      single_view)
 from evaluate import (choose_threshold, expected_calibration_error, fit_temperature, predict_logits, predict_scores,
                       probability, score_at_threshold)
+from perturb import AUGMENTATIONS
 from project import ProjectError, cifake_root, fast_bfloat16, git_commit, model_file, seed_everything, shown
 
 
@@ -40,13 +41,31 @@ class Recipe:
     label_smoothing: float = 0.0    # targets y * (1 - s) + s / 2
     flip: bool = False              # random horizontal flips of half of each batch
     shift: int = 0                  # random shifts of up to this many pixels, per image (reflection-padded)
-    augment: tuple = ()             # "blur" and/or "jpeg": robustness.augment, redrawn each epoch
+    augment: tuple = ()             # "blur" and/or "jpeg": perturb.augment, redrawn each epoch
     amp: bool = False               # bfloat16 autocast, only where it is fast (project.fast_bfloat16)
     test_flip: bool = False         # StrongCNN at test time: average the logits of each view and its mirror
     test_shift: int = 0             # StrongCNN at test time: ... and of the image moved k pixels 4 ways
     seed: int = 0                   # weights, batch order, augmentation and the validation split
     val_fraction: float = 0.1       # share of the training split held out (stratified by label and class)
 
+    def __post_init__(self):
+        """Refuse values no run could use, in one line, before any data is loaded."""
+        problems = [f"{name} must be {rule}, got {getattr(self, name)!r}" for name, ok, rule in (
+            ("optimizer", self.optimizer in OPTIMIZERS, " or ".join(OPTIMIZERS)),
+            ("schedule", self.schedule in SCHEDULES, " or ".join(SCHEDULES)),
+            ("epochs", self.epochs >= 1, "at least 1"), ("batch_size", self.batch_size >= 1, "at least 1"),
+            ("lr", self.lr > 0, "above 0"), ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("weight_decay", self.weight_decay >= 0, "at least 0"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("shift", self.shift >= 0, "at least 0"), ("test_shift", self.test_shift >= 0, "at least 0"),
+            ("val_fraction", 0 < self.val_fraction < 1, "in (0, 1)"),
+            ("augment", set(self.augment) <= set(AUGMENTATIONS), f"a selection of {', '.join(AUGMENTATIONS)}"))
+            if not ok]
+        if problems:
+            raise ProjectError(f"recipe {self.name}: " + "; ".join(problems))
+
+
+OPTIMIZERS, SCHEDULES = ("sgd", "adamw"), ("constant", "onecycle")
 
 # One-cycle schedule: linear warm-up over the first quarter of the steps from lr/25 to lr, then linear decay to
 # lr/25,000.
@@ -87,6 +106,21 @@ SHIPPED_MODELS = {
 }
 
 
+def train_command(name):
+    """The command line that trains shipped model `name` (SHIPPED_MODELS) from scratch."""
+    spec = SHIPPED_MODELS[name]
+    flags = [f"--arch {spec.arch}"] if spec.arch != "cnn" else []
+    if spec.recipe.name != "original":
+        flags.append(f"--recipe {spec.recipe.name}")
+    if spec.recipe.epochs != RECIPES[spec.recipe.name].epochs:
+        flags.append(f"-ep {spec.recipe.epochs}")
+    if spec.arch_kwargs.get("attn"):
+        flags.append("--attn")
+    if "widths" in spec.arch_kwargs:
+        flags.append("--widths " + ",".join(map(str, spec.arch_kwargs["widths"])))
+    return " ".join(["python code/train.py", *flags, f"-mf {name}"])
+
+
 def split_train_val(dataset, val_fraction=0.1, seed=0):
     """A stratified (label x content class), seeded hold-out: returns (train, validation) ImageSets."""
     strata = dataset.labels * 100 + (dataset.classes + 1 if dataset.classes is not None else 0)
@@ -117,7 +151,7 @@ def make_optimizer(parameters, recipe):
                                weight_decay=recipe.weight_decay)
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(parameters, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    raise ProjectError(f"unknown optimizer '{recipe.optimizer}' (sgd or adamw)")
+    raise AssertionError(recipe.optimizer)            # Recipe refuses any other
 
 
 def make_schedule(optimizer, schedule, total_steps):
@@ -128,7 +162,7 @@ def make_schedule(optimizer, schedule, total_steps):
         peak = optimizer.param_groups[0]["lr"]
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=total_steps,
                                                    cycle_momentum=False, **ONE_CYCLE)
-    raise ProjectError(f"unknown schedule '{schedule}' (constant or onecycle)")
+    raise AssertionError(schedule)
 
 
 def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch_kwargs=None, device="cpu",
@@ -138,10 +172,6 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
     history["steps"] (when log_every > 0) the running loss and accuracy and the validation figures every
     `log_every` batches, history["amp"] whether bfloat16 was used, and what `calibrate` returns: the temperature
     (also set as model.temperature), validation ECE, the threshold and every validation figure at it."""
-    if recipe.epochs < 1 or recipe.batch_size < 1:
-        raise ProjectError(f"epochs and batch size must be at least 1 (got {recipe.epochs} and {recipe.batch_size})")
-    if set(recipe.augment) - {"blur", "jpeg"}:
-        raise ProjectError(f"augment takes blur and/or jpeg, got {', '.join(recipe.augment)}")
     device = torch.device(device)
     seed_everything(recipe.seed)
     arch_kwargs = dict(arch_kwargs or {})
@@ -164,7 +194,7 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
     for epoch in range(1, recipe.epochs + 1):
         if recipe.augment:                             # a fresh draw of blurred / re-compressed images each epoch
             seed = recipe.seed * 1000 + epoch
-            epoch_batches = batches(robustness.augment(train_set.images, recipe.augment, seed=seed), seed)
+            epoch_batches = batches(perturb.augment(train_set.images, recipe.augment, seed=seed), seed)
         model.train()
         started = time.perf_counter()
         epoch_loss = torch.zeros((), device=device)

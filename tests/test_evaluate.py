@@ -1,11 +1,14 @@
 """evaluate.py: every metric against hand-computed values, thresholds, bootstrap intervals, leaks, multi-crop."""
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from classes import load_cifake
 from evaluate import (accuracy_by_group, bootstrap_intervals, choose_threshold, expected_calibration_error,
-                      fit_temperature, leaked_test_images, probability, reliability_table, score_at_threshold,
+                      fit_temperature, leaked_test_images, out_of_domain_notice, probability, reliability_table, score_at_threshold,
                       share_called_real, threshold_sweep)
 
 
@@ -123,3 +126,26 @@ def test_expected_calibration_error_against_a_hand_computed_example():
     table = reliability_table(labels, scores)
     assert table["n"].sum() == 4 and table.loc["0.800-0.867", "accuracy"] == 0.0
     assert expected_calibration_error(np.array([1, 0]), np.array([1.0, 0.0])) == 0.0
+
+
+def test_bootstrap_intervals_of_the_class_shares_and_ap_bracket_the_figures():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 800)
+    scores = np.clip(0.5 + (labels - 0.5) * 0.4 + rng.normal(0, 0.25, 800), 0, 1)
+    intervals = bootstrap_intervals(labels, scores, 0.5, metrics=("ap", "fakes_caught", "reals_kept"))
+    point = score_at_threshold(labels, scores, 0.5)
+    assert set(intervals) == {"ap", "fakes_caught", "reals_kept"}
+    for key, value in (("ap", point["ap"]), ("fakes_caught", point["per_class"]["Fake"]["recall"]),
+                       ("reals_kept", point["per_class"]["Real"]["recall"])):
+        low, high = intervals[key]
+        assert low < value < high and high - low < 0.15
+
+
+def test_out_of_domain_notice_quotes_the_model_card(tmp_path):
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"models": {"m": {"transfer": {"faces AUROC (resize)": 0.4321}}}}))
+    table = pd.DataFrame({"in_domain": [True, False, False]})
+    notice = out_of_domain_notice(table, "m", card)
+    assert "2 of 3 images are not 32x32" in notice and "0.43" in notice and "models/README.md" in notice
+    assert "no transfer figure" in out_of_domain_notice(table, "other", card)
+    assert out_of_domain_notice(table.iloc[:1], "m", card) is None

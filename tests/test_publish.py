@@ -41,5 +41,11 @@ def test_the_model_card_is_generated_from_sidecars_and_results():
     assert card["data"]["models"]["m"]["robustness"]["worst perturbation"] == "blur sigma 1.0"
     assert card["data"]["models"]["m"]["transfer"]["faces AUROC (resize)"] == 0.42
     for text in ("## m", "61,241 parameters", "90,000 CIFAKE training images", "ECE 0.0300 -> 0.0100",
-                 "faces AUROC (resize) 0.4200", "Known limitations"):
+                 "faces AUROC (resize) 0.4200", "Known limitations", "recipe `original`, 10 epochs;"):
         assert text in card["markdown"]
+    assert "-dirty" not in card["markdown"]
+    # the recipe that reproduces a model comes from results["models"] (its sidecar may predate the recipe's name)
+    results["models"] = {"m": {"recipe": {"name": "strong_aug"}, "command": "python code/train.py -mf m"}}
+    card = publish.model_card(results, {"m": dict(sidecar, epochs=1, recipe="strong", git_commit="abc-dirty")})
+    assert "recipe `strong_aug`, 1 epoch;" in card["markdown"] and "`python code/train.py -mf m`" in card["markdown"]
+    assert "uncommitted edits" in card["markdown"] and card["data"]["models"]["m"]["recipe"] == "strong_aug"

@@ -1,5 +1,6 @@
 """The command-line scripts, run as a user runs them: from the repo root and from code/."""
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -59,6 +60,14 @@ def test_train_cli_refuses_no_epochs_in_one_line(tmp_path, epochs):
     assert bad.stderr.strip().count("\n") == 0 and not model.exists()
 
 
+@pytest.mark.parametrize("flags, message", [(["--lr", "-1"], "lr must be above 0"),
+                                            (["--momentum", "1.5"], "momentum must be in [0, 1)")])
+def test_train_cli_refuses_out_of_range_recipe_values_before_loading_data(sample_root, flags, message):
+    bad = run(["train.py", "--sample", "-ep", "1", *flags], ".")
+    assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0 and "training on" not in bad.stdout
+
+
 @pytest.mark.parametrize("cwd", [".", "code"])
 def test_test_cli_with_sample_data_writes_json_and_plot(sample_model, tmp_path, cwd):
     path, _ = sample_model
@@ -86,6 +95,71 @@ def test_test_cli_val_threshold_and_bad_inputs(sample_model, tmp_path):
                           (["-mf", str(tmp_path / "nope.pth")], "not found")):
         bad = run(["test.py", "--sample", "-mf", str(path), *args], ".")
         assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def generator_folders(sample_root, tmp_path_factory):
+    """A user's generator output as test.py --fakes meets it: sample fakes in nested folders, one larger image, and
+    (in `broken`) one file that is no image; a folder of real images; an empty folder."""
+    base = tmp_path_factory.mktemp("generator")
+    fakes = sorted((sample_root / "CIFAKE" / "test" / "FAKE").iterdir())[:60]
+    clean, broken, reals, empty = (base / name for name in ("clean", "broken", "reals", "empty"))
+    for folder in (clean / "run1", clean / "run2", broken, reals, empty):
+        folder.mkdir(parents=True)
+    for i, file in enumerate(fakes):
+        (clean / f"run{1 + i % 2}" / file.name).write_bytes(file.read_bytes())
+        (broken / file.name).write_bytes(file.read_bytes())
+    Image.open(fakes[0]).resize((64, 64)).save(clean / "run1" / "large.png")
+    (broken / "broken.jpg").write_bytes(b"\xff\xd8 not an image")
+    for file in sorted((sample_root / "CIFAKE" / "test" / "REAL").iterdir())[:50]:
+        (reals / file.name).write_bytes(file.read_bytes())
+    return {"clean": clean, "broken": broken, "reals": reals, "empty": empty}
+
+
+def test_test_cli_fakes_against_cifake_reals_lists_the_broken_file(sample_model, generator_folders, tmp_path):
+    path, history = sample_model
+    out = tmp_path / "fakes.json"
+    result = run(["test.py", "--sample", "-mf", str(path), "--fakes", str(generator_folders["broken"]),
+                  "--json", str(out)], ".")
+    assert result.returncode == 1, result.stderr                       # a file was skipped
+    assert "broken.jpg" in result.stderr and "Traceback" not in result.stderr
+    report = json.loads(out.read_text())
+    assert {"model", "dataset", "n", "threshold", "accuracy", "auroc", "ap", "per_class", "sweep", "ece",
+            "interval95", "temperature", "n_fake", "n_real", "skipped", "fakes_caught", "reals_kept",
+            "audit"} <= report.keys()
+    assert report["n_fake"] == 60 and report["n_real"] == 200 and report["n"] == 260      # CIFAKE test/REAL
+    assert [Path(f).name for f, _ in report["skipped"]] == ["broken.jpg"]
+    assert report["threshold"] == pytest.approx(history["threshold"])                    # the validation threshold
+    assert set(report["interval95"]) == {"accuracy", "auroc", "ap", "fakes_caught", "reals_kept"}
+    for key in ("auroc", "ap", "fakes_caught", "reals_kept"):
+        low, high = report["interval95"][key]
+        assert low <= report[key] <= high
+    assert report["fakes_caught"] == report["per_class"]["Fake"]["recall"]
+    assert {"metadata_auroc", "colour_auroc", "flag"} <= report["audit"].keys()
+    lines = result.stdout.splitlines()
+    assert next(i for i, l in enumerate(lines) if l.startswith("audit")) < next(
+        i for i, l in enumerate(lines) if l.startswith("AUROC"))                      # the audit comes first
+    assert "fakes caught" in result.stdout and "reals kept" in result.stdout
+
+
+def test_test_cli_fakes_against_own_reals_notes_other_sizes(sample_model, generator_folders, tmp_path):
+    path, _ = sample_model
+    out = tmp_path / "own.json"
+    result = run(["test.py", "-mf", str(path), "--fakes", str(generator_folders["clean"]), "--reals",
+                  str(generator_folders["reals"]), "-thr", "0.5", "--json", str(out)], "code")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["n_fake"] == 61 and report["n_real"] == 50 and report["skipped"] == [] and report["threshold"] == 0.5
+    assert report["not_32x32"] == 1 and "1 of 111 images are not 32x32" in result.stdout
+
+
+@pytest.mark.parametrize("side", ["fakes", "reals"])
+def test_test_cli_fakes_refuses_an_empty_folder_in_one_line(sample_model, generator_folders, side):
+    path, _ = sample_model
+    folders = {"fakes": generator_folders["clean"], "reals": generator_folders["reals"], side: generator_folders["empty"]}
+    bad = run(["test.py", "-mf", str(path), "--fakes", str(folders["fakes"]), "--reals", str(folders["reals"])], ".")
+    assert bad.returncode == 1 and f"no file found in" in bad.stderr and f"--{side}" in bad.stderr
+    assert "Traceback" not in bad.stderr and bad.stderr.strip().count("\n") == 0
 
 
 @pytest.mark.parametrize("cwd", [".", "code"])
@@ -311,22 +385,3 @@ def test_predict_flags_images_that_are_not_32x32_and_defaults_to_the_strong_mode
     table = pd.read_csv(tmp_path / "b.csv")
     assert table.set_index(table["path"].str.rsplit("/", n=1).str[-1])["in_domain"].to_dict() == {
         "small.png": True, "large.png": False}
-
-
-def test_out_of_domain_notice_quotes_the_model_card(tmp_path):
-    import predict as predict_script
-    card = tmp_path / "card.json"
-    card.write_text(json.dumps({"models": {"m": {"transfer": {"faces AUROC (resize)": 0.4321}}}}))
-    table = pd.DataFrame({"in_domain": [True, False, False]})
-    notice = predict_script.out_of_domain_notice(table, "m", card)
-    assert "2 of 3 images are not 32x32" in notice and "0.43" in notice and "models/README.md" in notice
-    assert "no transfer figure" in predict_script.out_of_domain_notice(table, "other", card)
-    assert predict_script.out_of_domain_notice(table.iloc[:1], "m", card) is None
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: bench.py gpu would run")
-def test_bench_gpu_without_cuda_stops_with_one_line():
-    result = subprocess.run([sys.executable, "code/bench.py", "gpu"], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 1 and "needs a CUDA GPU" in result.stderr
-    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr

@@ -104,13 +104,29 @@ def test_recipes_are_frozen_and_every_shipped_model_is_a_recipe_and_an_architect
     assert SHIPPED_MODELS["strong_aug_model"].recipe.augment == ("blur", "jpeg")
 
 
-def test_train_model_refuses_what_it_cannot_train():
-    for recipe, message in ((replace(RECIPES["original"], epochs=0), "at least 1"),
-                            (replace(RECIPES["original"], augment=("rotate",)), "blur and/or jpeg"),
-                            (replace(RECIPES["original"], test_flip=True), "strong")):
-        with pytest.raises(ProjectError, match=message):
-            train_model(None, None, recipe, "cnn")
+def test_train_commands_name_what_differs_from_the_recipe():
+    assert training.train_command("base_model") == "python code/train.py -ep 10 -mf base_model"
+    assert training.train_command("attn_model") == "python code/train.py -ep 10 --attn -mf attn_model"
+    assert training.train_command("mini_model") == "python code/train.py -ep 1 -mf mini_model"
+    assert training.train_command("strong_aug_model") == ("python code/train.py --arch strong --recipe strong_aug "
+                                                          "--widths 32,64,96 -mf strong_aug_model")
 
+
+@pytest.mark.parametrize("change, message", [
+    (dict(epochs=0), "epochs must be at least 1"), (dict(lr=-1.0), "lr must be above 0"),
+    (dict(lr=0.0), "lr must be above 0"), (dict(weight_decay=-0.1), "weight_decay must be at least 0"),
+    (dict(momentum=1.0), r"momentum must be in \[0, 1\)"), (dict(momentum=-0.5), "momentum"),
+    (dict(label_smoothing=1.0), "label_smoothing"), (dict(optimizer="adam"), "optimizer must be sgd or adamw"),
+    (dict(schedule="cosine"), "schedule must be constant or onecycle"), (dict(augment=("rotate",)), "augment"),
+    (dict(val_fraction=0.0), "val_fraction")])
+def test_a_recipe_refuses_values_no_run_could_use(change, message):
+    with pytest.raises(ProjectError, match=message):
+        replace(RECIPES["original"], **change)
+
+
+def test_train_model_refuses_test_time_views_on_the_base_cnn():
+    with pytest.raises(ProjectError, match="strong"):
+        train_model(None, None, replace(RECIPES["original"], test_flip=True), "cnn")
 
 
 def test_training_calibrates_and_the_checkpoint_keeps_the_temperature(sample_model):
