@@ -262,7 +262,8 @@ def compare_sets(paths, labels, images, threshold=FLAG_AUROC):
     flag = None
     if meta["auroc"] >= threshold:
         named = ", ".join(f["feature"] for f in meta["features"]) or "no single feature"
-        flag = (f"metadata alone separates the two sets (AUROC {meta['auroc']:.3f} >= {threshold}, carried by {named}): "
+        flag = (f"metadata alone separates the two sets (AUROC {meta['auroc']:.3f} >= {threshold}, carried by "
+                f"{named}): "
                 f"a detector's figures on them say little about the images")
     return {"metadata": meta, "colour": colour, "flag": flag}
 

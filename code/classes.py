@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
+from generalise import INPUTS, PatchCNN, highpass, input_config
 from imagefiles import IMAGE_SIZE, PREPROCESSINGS, crops_per_image, decode_folder, list_files
 from project import DOWNLOAD_HINT, ProjectError, atomic_write_bytes, config_path, shown
 
@@ -288,11 +289,12 @@ class SRMLayer(nn.Module):
 
 
 class CIFAKE_CNN(nn.Module):
-    """The PyTorch CIFAR-10 tutorial net with a single logit (61,241 parameters; +24 with attention)."""
+    """The PyTorch CIFAR-10 tutorial net with a single logit (61,241 parameters; +24 with attention), on the image
+    or on one of generalise.INPUTS."""
 
-    def __init__(self, attn=False):
+    def __init__(self, attn=False, input="rgb"):
         super().__init__()
-        self.config = {"arch": "cnn", "attn": bool(attn)}
+        self.config, self.input = {"arch": "cnn", "attn": bool(attn), **input_config(input)}, input
         self.conv1 = nn.Conv2d(3, 6, 5)
         self.srm = SRMLayer(6) if attn else nn.Identity()
         self.conv2 = nn.Conv2d(6, 16, 5)
@@ -301,7 +303,7 @@ class CIFAKE_CNN(nn.Module):
         self.fc3 = nn.Linear(84, 1)
 
     def forward(self, x):
-        x = self.srm(F.max_pool2d(F.relu(self.conv1(x)), 2))
+        x = self.srm(F.max_pool2d(F.relu(self.conv1(INPUTS[self.input](x))), 2))
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         x = F.relu(self.fc1(x.flatten(1)))
         x = F.relu(self.fc2(x))
@@ -324,22 +326,18 @@ class ResidualBlock(nn.Module):
         return F.relu(x + self.body(x))
 
 
-def high_frequency_residual(x):
-    """The image minus its 2x down- then up-sampled copy: what a generator's upsampling leaves behind."""
-    return x - F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
-
-
 class StrongCNN(nn.Module):
     """A compact residual detector (281,697 parameters as shipped): the image and its high-frequency residual, two
     layers at full 32 x 32 resolution (where pixel-level generation traces live), then two halvings; mean and max
     pooling feed one logit. In eval mode it averages its logits over test-time views: test_shift=k adds the image
-    moved k pixels each way (reflection-padded), test_flip its mirrors (with test_shift=1: 10 views)."""
+    moved k pixels each way (reflection-padded), test_flip its mirrors (with test_shift=1: 10 views). `input`: one of
+    generalise.INPUTS, taken before the residual."""
 
-    def __init__(self, widths=(32, 64, 112), test_flip=False, test_shift=0):
+    def __init__(self, widths=(32, 64, 112), test_flip=False, test_shift=0, input="rgb"):
         super().__init__()
         self.config = {"arch": "strong", "widths": list(widths), "test_flip": bool(test_flip),
-                       "test_shift": int(test_shift)}
-        self.test_flip, self.test_shift = bool(test_flip), int(test_shift)
+                       "test_shift": int(test_shift), **input_config(input)}
+        self.test_flip, self.test_shift, self.input = bool(test_flip), int(test_shift), input
         w1, w2, w3 = widths
         self.features = nn.Sequential(
             conv_bn(6, w1), conv_bn(w1, w1),                                        # 32 x 32
@@ -362,7 +360,8 @@ class StrongCNN(nn.Module):
         return views + [view.flip(3) for view in views] if self.test_flip else views
 
     def logit(self, x):
-        x = self.features(torch.cat([x, high_frequency_residual(x)], dim=1))
+        x = INPUTS[self.input](x)
+        x = self.features(torch.cat([x, highpass(x)], dim=1))   # the residual: what a generator's upsampling leaves
         return self.head(torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=1)).squeeze(1)
 
 
@@ -380,11 +379,11 @@ def single_view(model):
             setattr(model, name, value)
 
 
-ARCHITECTURES = {"cnn": CIFAKE_CNN, "strong": StrongCNN}
+ARCHITECTURES = {"cnn": CIFAKE_CNN, "strong": StrongCNN, "patch": PatchCNN}
 
 
 def build_model(arch="cnn", **kwargs):
-    """A network by architecture name (`cnn` takes attn=..., `strong` takes widths=...)."""
+    """A network by architecture name (`cnn` takes attn=..., `strong` widths=..., `patch` width=...; all input=...)."""
     if arch not in ARCHITECTURES:
         raise ProjectError(f"unknown architecture '{arch}' (choose from {', '.join(ARCHITECTURES)})")
     return ARCHITECTURES[arch](**kwargs)

@@ -45,9 +45,10 @@ def parse(parser, argv=None):
 
 
 def ensure_sample_data():
-    """The sample data folder, generated (python code/make_sample_data.py) when it is missing."""
+    """The sample data folder, generated (python code/make_sample_data.py) when it is missing or lacks a dataset."""
     root = config_path("sample_dir")
-    if not (root / "README.md").is_file():
+    datasets = [config_path(key).name for key in ("CIFAKE_dir", "ddpm32_dir", "generators32_dir")]
+    if not (root / "README.md").is_file() or not all((root / name).is_dir() for name in datasets):
         from make_sample_data import make_sample_data
         print("generating the sample data (python code/make_sample_data.py) ...")
         make_sample_data(root)

@@ -16,7 +16,8 @@ from scipy.stats import bootstrap
 from sklearn.metrics import (average_precision_score, confusion_matrix, precision_recall_fscore_support,
                              roc_auc_score, roc_curve)
 
-from classes import AGIRI_MAX_PIXELS, FAKE, LABEL_NAMES, REAL, normalise
+from classes import AGIRI_MAX_PIXELS, FAKE, LABEL_NAMES, REAL, load_cifake, load_fakes, normalise
+from generalise import fixed_half
 from imagefiles import IMAGE_SIZE, crops_per_image, decode_files
 from project import REPO_ROOT, ProjectError
 
@@ -320,6 +321,40 @@ def evaluate_fakes(model, fake_files, real_files, threshold, device="cpu", model
                   not_32x32=int((~table["in_domain"]).sum()), skipped=[list(item) for item in skipped],
                   interval95=bootstrap_intervals(labels, scores, threshold, metrics=metrics))
     return result, table, images
+
+
+DEV_GENERATORS = ("ddpm-cifar10-32", "ddpm-retrained", "gan-small")   # compare detectors; never train a shipped one
+
+
+def generator_fakes(root, name, part=None, verbose=False):
+    """A generator's images, `root/NAME/fake/*` (generators32), or one fixed half of them: part "train" or "test"."""
+    fakes = load_fakes(Path(root) / name, name, verbose=verbose)
+    return fakes if part is None else fakes.subset(fixed_half(len(fakes), part))
+
+
+def development_sets(cifake_root, ddpm32_root, generators_root, held_out=()):
+    """{generator: its images (FAKE) joined with CIFAKE's 10,000 test reals}: the DDPM-32 samples and every folder of
+    generators32 (a generator added there later is evaluated too); for those named in `held_out`, only the half
+    that generator:NAME training never sees."""
+    reals = load_cifake(cifake_root, "test", verbose=False)
+    reals = reals.subset(reals.labels == REAL)
+    fakes = {"ddpm-cifar10-32": load_fakes(ddpm32_root, "ddpm-cifar10-32", verbose=False)}
+    for folder in sorted(p for p in Path(generators_root).iterdir() if (p / "fake").is_dir()):
+        fakes[folder.name] = generator_fakes(generators_root, folder.name, "test" if folder.name in held_out else None)
+    return {name: images.join(reals, f"{name} vs CIFAKE test/REAL") for name, images in fakes.items()}
+
+
+def generator_figures(scores_of, sets):
+    """AUROC and AP on each development set; `scores_of(ImageSet)` gives P(real) for its images."""
+    figures = {}
+    for name, data in sets.items():
+        labels, scores = data.labels.numpy(), scores_of(data)
+        figures[name] = {"auroc": float(roc_auc_score(labels, scores)),
+                         "ap": float(average_precision_score(labels, scores)),
+                         "n_fake": int((labels == FAKE).sum()), "n_real": int((labels == REAL).sum())}
+    figures["mean AUROC, development generators"] = float(np.mean([figures[g]["auroc"] for g in DEV_GENERATORS
+                                                                    if g in figures]))
+    return figures
 
 
 MODEL_CARD = REPO_ROOT / "models" / "card.json"      # written by reproduce.py with models/README.md

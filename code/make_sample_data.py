@@ -1,6 +1,6 @@
 """Generate small sample datasets in the exact on-disk formats of CIFAKE, CIFAR-100 and AGIRI.
 
-    python code/make_sample_data.py            # -> data/sample/{CIFAKE, CIFAR100, ai-generated-images-vs-real-images}
+    python code/make_sample_data.py    # -> data/sample/{CIFAKE, CIFAR100, ai-generated-images-vs-real-images, ...}
 
 The sample lets every script, notebook and test run without the real data. It is a STAND-IN:
 - "real" images are crops of real photographs that ship with installed packages (scikit-learn's
@@ -201,12 +201,23 @@ def make_fakes_only(root, rng, photos, n=20):
         (out / f"sample{i}.jpg").write_bytes(jpeg_bytes(image, 75))
 
 
+def make_generators32(root, rng, photos, sizes=(("ddpm-retrained", 40), ("gan-small", 20))):
+    """The development generators' format, NAME/fake/*.jpg (CIFAKE's JPEG tables): stand-ins with upsamplers of
+    other kernels than the sample CIFAKE's, so that telling them apart is a transfer, not the training task."""
+    for k, (name, n) in enumerate(sizes):
+        out = Path(root) / name / "fake"
+        out.mkdir(parents=True, exist_ok=True)
+        kernel = upsampler_kernel(seed=99 + k)
+        for i, image in enumerate(stand_in_fake(np.stack([real_crop(rng, photos) for _ in range(n)]), kernel)):
+            (out / f"{i:05d}.jpg").write_bytes(jpeg_bytes(image, 75))
+
+
 def make_sample_data(root=None, seed=0, n_train=1000, n_test=200, cifar100_per_class=(5, 3), agiri_per_class=24):
     """Write the sample datasets under `root` (default: config.json's sample_dir), each in the format of its
     real counterpart's folder; returns root."""
     root = Path(root) if root is not None else config_path("sample_dir")
     folders = {key: config_path(key).name for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir", "faces_dir",
-                                                        "ddpm32_dir")}
+                                                        "ddpm32_dir", "generators32_dir")}
     for name in folders.values():
         shutil.rmtree(root / name, ignore_errors=True)          # regenerate from scratch, no stale files
     rng = np.random.default_rng(seed)
@@ -216,6 +227,7 @@ def make_sample_data(root=None, seed=0, n_train=1000, n_test=200, cifar100_per_c
     make_agiri(root / folders["AGIRI_dir"], rng, photos, agiri_per_class)
     make_faces(root / folders["faces_dir"], rng, photos)
     make_fakes_only(root / folders["ddpm32_dir"], rng, photos)
+    make_generators32(root / folders["generators32_dir"], rng, photos)
     (root / "README.md").write_text(f"# Generated sample data\n\n{STAND_IN_NOTE}.\n"
                                     f"Made by `python code/make_sample_data.py --seed {seed}`.\n")
     return root

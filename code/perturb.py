@@ -23,12 +23,11 @@ def jpeg(images, quality):
 
 
 def rescale(images, size, down="bilinear", up="bilinear"):
-    """Down to size x size (antialiased `down` interpolation) and back up to the original size with `up`."""
+    """Down to size x size with interpolation `down` (antialiased where it interpolates) and back up with `up`."""
+    smooth = lambda mode: {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
     h, w = images.shape[-2:]
-    antialias = down in ("bilinear", "bicubic")
-    small = F.interpolate(images.float(), size=(size, size), mode=down, antialias=antialias,
-                          **({"align_corners": False} if down != "nearest" else {}))
-    back = F.interpolate(small, size=(h, w), mode=up, **({"align_corners": False} if up != "nearest" else {}))
+    small = F.interpolate(images.float(), size=(size, size), mode=down, antialias=bool(smooth(down)), **smooth(down))
+    back = F.interpolate(small, size=(h, w), mode=up, **smooth(up))
     return back.round().clamp(0, 255).to(torch.uint8)
 
 

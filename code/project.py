@@ -6,6 +6,7 @@ find the same files.
 """
 import json
 import os
+import platform
 import random
 import subprocess
 from pathlib import Path
@@ -103,6 +104,20 @@ def fast_bfloat16(device):
     if device.type == "cpu":
         return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     return False
+
+
+def machine_description(device="cpu"):
+    """The hardware a figure was measured on, for reports: e.g. 'cpu: AMD EPYC, 2 cores' or 'cuda: NVIDIA H100'."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"{device.type}: {cpu}, {os.cpu_count()} cores"
 
 
 def seed_everything(seed):

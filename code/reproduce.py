@@ -27,15 +27,17 @@ import figures
 from publish import (ANCHORS, ORIGINAL_DETAILS, ORIGINAL_STUDY, PAPER_ACCURACY, PAPER_CNNS, model_card,
                      readme_tables, update_readme)
 from classes import FAKE, LABEL_NAMES, REAL, load_agiri, load_cifake, load_cifar100, load_fakes
-from evaluate import (BOOTSTRAP_RESAMPLES, ECE_BINS, accounting_table, accuracy_by_group, bootstrap_intervals,
-                      cifar100_transfer, dataset_logits, evaluate_cifake, expected_calibration_error, probability,
-                      reliability_table, score_at_threshold, ScoreStore, summary_row, temperature_of)
+from evaluate import (BOOTSTRAP_RESAMPLES, DEV_GENERATORS, ECE_BINS, ScoreStore, accounting_table, accuracy_by_group,
+                      bootstrap_intervals, cifar100_transfer, dataset_logits, development_sets, evaluate_cifake,
+                      expected_calibration_error, generator_figures, probability, reliability_table,
+                      score_at_threshold, summary_row, temperature_of)
 from explain import CAM_METHODS, cam_maps, centre_share, gate_statistics, overlay, pick_examples, srm_gates
 from imagefiles import PREPROCESSINGS
-from project import (REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, dataset_dir, git_commit, model_file,
-                     pick_device, shown)
+from project import (REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, dataset_dir, git_commit,
+                     machine_description, model_file, pick_device, shown)
 from robustness import perturbation_table, wide_table
 from training import SHIPPED_MODELS, Recipe, train_command, train_or_load
+from variants import held_out_generators, protocol, variant_table
 
 
 class Report:
@@ -237,6 +239,43 @@ def transfer_summary(report):
     report.table(pd.DataFrame(rows).T)
 
 
+def generators_section(report, models, sidecars, folder, device, store, variants_file):
+    """Other generators at 32 x 32: every shipped model on each development generator against CIFAKE's test reals,
+    beside the transfer study's variants (variants.json, `python code/variants.py`): one table, results.json
+    "generators". Needs the CIFAKE section and the transfer summary first."""
+    sets = development_sets(folder["CIFAKE_dir"], folder["ddpm32_dir"], folder["generators32_dir"])
+    cifake, transfer, shipped = report.results["cifake_test"]["models"], report.results.get("transfer", {}), {}
+    for name in models:
+        held_out = held_out_generators(sidecars[name].get("train_fakes") or ())
+        mine = development_sets(folder["CIFAKE_dir"], folder["ddpm32_dir"], folder["generators32_dir"], held_out) \
+            if held_out else sets
+        figures = generator_figures(lambda data: store.scores(name, data, device), mine)
+        shipped[name] = {"protocol": f"{protocol(sidecars[name].get('train_fakes') or ('cifake',))} (shipped)",
+                         "arch": sidecars[name]["arch"], "parameters": sidecars[name]["parameters"], "seeds": 1,
+                         "CIFAKE test accuracy": cifake[name]["accuracy"], "CIFAKE test AUROC": cifake[name]["auroc"],
+                         **{f"{g} AUROC": f["auroc"] for g, f in figures.items() if isinstance(f, dict)},
+                         "mean development AUROC": figures["mean AUROC, development generators"],
+                         **{k: transfer.get(name, {}).get(k)
+                            for k in ("faces AUROC (resize)", "faces AUROC (best crop)")},
+                         "training seconds": sidecars[name]["wall_seconds"]}
+    variants = json.loads(variants_file.read_text()) if variants_file.is_file() else {"runs": []}
+    rows = variant_table(variants["runs"], shipped)
+    report.results["generators"] = {
+        "n_fake": {g: int((d.labels == FAKE).sum()) for g, d in sets.items()}, "n_real": len(sets["ddpm-cifar10-32"]) -
+        int((sets["ddpm-cifar10-32"].labels == FAKE).sum()), "development": list(DEV_GENERATORS),
+        "variants": {k: variants.get(k) for k in ("device", "machine", "torch", "commit")}, "rows": rows}
+    report.text(f"## Other generators at 32 x 32 (against CIFAKE's {report.results['generators']['n_real']:,} test "
+                "reals)", "Variants: the mean over seeds (sd beside it in results.json); `python code/variants.py` "
+                "trains them, shipped models are scored here. Oracle rows train on a half of one generator and are "
+                "scored on the other half; the share of the oracle's margin is (AUROC - 0.5) / (oracle AUROC - 0.5).")
+    table = pd.DataFrame(rows).T
+    report.table(table[[c for c in table.columns if not c.endswith(" sd") and c != "arch"]])
+    auroc = table[[f"{g} AUROC" for g in DEV_GENERATORS]].astype(float)
+    auroc.columns = list(DEV_GENERATORS)
+    report.figure(figures.grouped_bars(auroc, "AUROC", "each generator against CIFAKE's test reals", reference=0.5),
+                  "generators.png", "AUROC per development generator")
+
+
 def explanations_section(report, models, root, device, store, n=2000, explained=("base_model", "strong_model")):
     """Where the evidence lies: each model's Grad-CAM mass in the image's central quarter on `n` test images (the
     evidence for the predicted label), the attention model's SRM gates on every test image, and example maps."""
@@ -297,12 +336,24 @@ def main(argv=None):
     report = Report(out, stamp)
     report.text("# Reproduction report", f"`python code/reproduce.py{' --sample' if args.sample else ''}` on {device}, "
                 f"commit {commit}.")
-    loaded = {name: train_or_load(name, args.sample, args.retrain, device) for name in SHIPPED_MODELS}
+    timings = {}
+
+    def timed(step, run):
+        """Run one step, printing and keeping its wall time (the report's last table)."""
+        begun = time.perf_counter()
+        try:
+            return run()
+        finally:
+            timings[step] = time.perf_counter() - begun
+            print(f"[{step}: {timings[step]:.1f} s]")
+
+    loaded = timed("models (load or train)", lambda: {name: train_or_load(name, args.sample, args.retrain, device)
+                                                      for name in SHIPPED_MODELS})
     models = {name: model for name, (model, _) in loaded.items()}
     sidecars = {name: sidecar for name, (_, sidecar) in loaded.items()}
     store = ScoreStore(models)
     folder = {key: dataset_dir(key, args.sample) for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir", "faces_dir",
-                                                            "ddpm32_dir")}
+                                                            "ddpm32_dir", "generators32_dir")}
     sections = {
         "CIFAKE test accuracy": lambda: cifake_section(report, models, sidecars, folder["CIFAKE_dir"], device, store),
         "CIFAR-100 share called real": lambda: cifar100_section(report, models, folder["CIFAR100_dir"], device, store),
@@ -315,14 +366,16 @@ def main(argv=None):
         "explanations": lambda: explanations_section(report, models, folder["CIFAKE_dir"], device, store),
     }
     report.text("## Dataset audits: shortcuts before the detector finds them")
-    audit_section(report, {"CIFAKE": (folder["CIFAKE_dir"], None), "AGIRI": (folder["AGIRI_dir"], None),
-                           "faces": (folder["faces_dir"], None),
-                           "DDPM-32 vs CIFAKE test/REAL": (folder["ddpm32_dir"],
-                                                           folder["CIFAKE_dir"] / "test" / "REAL")})
+    reals = folder["CIFAKE_dir"] / "test" / "REAL"
+    audited = {"CIFAKE": (folder["CIFAKE_dir"], None), "AGIRI": (folder["AGIRI_dir"], None),
+               "faces": (folder["faces_dir"], None), "DDPM-32 vs CIFAKE test/REAL": (folder["ddpm32_dir"], reals),
+               **{f"{g} vs CIFAKE test/REAL": (folder["generators32_dir"] / g, reals) for g in DEV_GENERATORS
+                  if (folder["generators32_dir"] / g).is_dir()}}
+    timed("audits", lambda: audit_section(report, audited))
     ours = {}
     for name, run in sections.items():
         try:
-            result = run()
+            result = timed(name, run)
         except ProjectError as e:
             print(f"skipped {name}: {e}")
             report.text(f"## {name}: skipped", f"{e}")
@@ -331,6 +384,13 @@ def main(argv=None):
             ours[name] = result
     if "cifake_test" in report.results:
         transfer_summary(report)
+        try:
+            timed("other generators", lambda: generators_section(
+                report, models, sidecars, folder, device, store, out / "variants.json" if args.sample or args.out
+                else REPO_ROOT / "notes" / "results" / "variants.json"))
+        except ProjectError as e:
+            print(f"skipped other generators: {e}")
+            report.text("## Other generators: skipped", f"{e}")
     report.results["models"] = {name: {"arch": sidecar["arch"], "arch_kwargs": SHIPPED_MODELS[name].arch_kwargs,
                                        "recipe": {**{f: sidecar.get(f) for f in Recipe.__dataclass_fields__},
                                                   "name": SHIPPED_MODELS[name].recipe.name},
@@ -348,7 +408,8 @@ def main(argv=None):
                                if metric in table}, index=list(SHIPPED_MODELS))
     report.text("## Beside the original study (threshold 0.5)", f"The CIFAKE paper's best CNN: {PAPER_ACCURACY:.2%}.")
     report.table(comparison)
-    report.text(f"Total time {time.perf_counter() - started:.0f} s.")
+    report.text("## Time per step (seconds)", markdown(pd.Series(timings, name="seconds").to_frame(), ".1f"),
+                "", f"Total time {time.perf_counter() - started:.0f} s ({machine_description(device)}).")
     print(f"wrote {report.write()}")
     if "cifake_test" in report.results:
         card = model_card(report.results, sidecars)

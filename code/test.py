@@ -97,7 +97,8 @@ def test_fakes(args, model, path, threshold, device):
     result = {"model": path.stem, "model_file": shown(path), "dataset": f"{shown(args.fakes)} vs {shown(reals)}",
               "fakes_dir": shown(args.fakes), "reals_dir": shown(reals), "sample_data": args.sample,
               "temperature": model.temperature, **result,
-              "audit": {"metadata_auroc": checks["metadata"]["auroc"], "metadata_auroc_95": checks["metadata"]["auroc_95"],
+              "audit": {"metadata_auroc": checks["metadata"]["auroc"],
+                        "metadata_auroc_95": checks["metadata"]["auroc_95"],
                         "metadata_features": checks["metadata"]["features"], "colour_auroc": checks["colour"]["auroc"],
                         "colour_auroc_95": checks["colour"]["auroc_95"], "flag": checks["flag"]}}
 

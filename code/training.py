@@ -18,12 +18,14 @@ from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 import perturb
-from classes import (Batcher, build_model, count_parameters, load_cifake, load_model, read_sidecar, save_model,
-                     single_view)
-from evaluate import (choose_threshold, expected_calibration_error, fit_temperature, predict_logits, predict_scores,
-                      probability, score_at_threshold)
+from classes import (FAKE, REAL, Batcher, ImageSet, LoadReport, build_model, count_parameters, load_cifake, load_model,
+                     read_sidecar, save_model, single_view)
+from evaluate import (choose_threshold, expected_calibration_error, fit_temperature, generator_fakes, predict_logits,
+                      predict_scores, probability, score_at_threshold)
+from generalise import FAKE_MAKERS, INPUTS, jitter_colour, make_fakes, shuffle_patches
 from perturb import AUGMENTATIONS
-from project import ProjectError, cifake_root, fast_bfloat16, git_commit, model_file, seed_everything, shown
+from project import (ProjectError, cifake_root, dataset_dir, fast_bfloat16, git_commit, model_file, seed_everything,
+                     shown)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,11 @@ class Recipe:
     amp: bool = False               # bfloat16 autocast, only where it is fast (project.fast_bfloat16)
     test_flip: bool = False         # StrongCNN at test time: average the logits of each view and its mirror
     test_shift: int = 0             # StrongCNN at test time: ... and of the image moved k pixels 4 ways
+    input: str = "rgb"              # the network's input transform (generalise.INPUTS), kept in its checkpoint
+    colour_jitter: float = 0.0      # brightness, contrast, saturation jitter this strong (generalise.jitter_colour)
+    patch_shuffle: int = 0          # tiles of this size shuffled in half of the images (generalise.shuffle_patches)
+    train_fakes: tuple = ("cifake",)  # the FAKE class: cifake (SD 1.4), fake-makers (generalise.FAKE_MAKERS) run on the
+    #                                   REAL training images, generator:NAME (a fixed half of generators32/NAME)
     seed: int = 0                   # weights, batch order, augmentation and the validation split
     val_fraction: float = 0.1       # share of the training split held out (stratified by label and class)
 
@@ -59,7 +66,13 @@ class Recipe:
             ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
             ("shift", self.shift >= 0, "at least 0"), ("test_shift", self.test_shift >= 0, "at least 0"),
             ("val_fraction", 0 < self.val_fraction < 1, "in (0, 1)"),
-            ("augment", set(self.augment) <= set(AUGMENTATIONS), f"a selection of {', '.join(AUGMENTATIONS)}"))
+            ("augment", set(self.augment) <= set(AUGMENTATIONS), f"a selection of {', '.join(AUGMENTATIONS)}"),
+            ("input", self.input in INPUTS, f"one of {', '.join(INPUTS)}"),
+            ("colour_jitter", 0 <= self.colour_jitter < 1, "in [0, 1)"),
+            ("patch_shuffle", self.patch_shuffle in (0, 2, 4, 8, 16), "0, 2, 4, 8 or 16 (a divisor of 32)"),
+            ("train_fakes", len(self.train_fakes) > 0 and all(
+                source == "cifake" or source in FAKE_MAKERS or source.startswith("generator:")
+                for source in self.train_fakes), f"a selection of cifake, {', '.join(FAKE_MAKERS)}, generator:NAME"))
             if not ok]
         if problems:
             raise ProjectError(f"recipe {self.name}: " + "; ".join(problems))
@@ -86,6 +99,21 @@ RECIPES = {recipe.name: recipe for recipe in (
 )}
 # Strong plus CNNSpot-style blur and JPEG augmentation: robust to blur and resizing, 0.4 points lower when clean.
 RECIPES["strong_aug"] = replace(RECIPES["strong"], name="strong_aug", augment=("blur", "jpeg"))
+# The transfer study (notes/results.md, "Other generators"): the fast recipe with one change each, plus the oracles,
+# trained on a fixed half of one generator's images against CIFAKE's real training images (never shipped).
+TRANSFER_CHANGES = {
+    "gray": dict(input="gray"), "standardise": dict(input="standardise"), "jitter": dict(colour_jitter=0.3),
+    "highpass": dict(input="highpass"), "npr": dict(input="npr"), "spectrum": dict(input="spectrum"),
+    "patchshuffle": dict(patch_shuffle=8), "resample": dict(train_fakes=("cifake", "resample")),
+    "autoencoder": dict(train_fakes=("cifake", "autoencoder")),
+    "autoencoder_tconv": dict(train_fakes=("cifake", "autoencoder_tconv")),
+    "made": dict(train_fakes=("cifake", "resample", "autoencoder", "autoencoder_tconv")),
+    "plus_ddpm": dict(train_fakes=("cifake", "generator:ddpm-retrained")),
+    "oracle_ddpm": dict(train_fakes=("generator:ddpm-retrained",)),
+    "oracle_gan": dict(train_fakes=("generator:gan-small",)),
+}
+RECIPES.update({f"fast_{key}": replace(RECIPES["fast"], name=f"fast_{key}", **change)
+                for key, change in TRANSFER_CHANGES.items()})
 
 
 @dataclass(frozen=True)
@@ -134,6 +162,34 @@ def dataset_fingerprint(dataset):
     return f"{dataset.name}:{len(dataset)}:" + hashlib.sha1(dataset.digests.tobytes()).hexdigest()[:16]
 
 
+def training_set(train_set, recipe, generators_root=None, device="cpu", progress=True):
+    """The training split with recipe.train_fakes as its FAKE class, the smaller class oversampled (seeded) to the
+    size of the larger: balanced batches whatever the sources."""
+    if recipe.train_fakes == ("cifake",):
+        return train_set
+    real = train_set.subset(train_set.labels == REAL)
+    parts = [real]
+    for source in recipe.train_fakes:
+        if source == "cifake":
+            parts.append(train_set.subset(train_set.labels == FAKE))
+        elif source.startswith("generator:"):
+            parts.append(generator_fakes(generators_root or dataset_dir("generators32_dir"), source.split(":", 1)[1],
+                                         "train"))
+        else:
+            made = make_fakes(source, real.images, device=device, progress=progress)
+            parts.append(ImageSet(f"{source}({real.name})", made, torch.full((len(made),), FAKE),
+                                  [f"{source}:{s}" for s in real.sources], LoadReport(len(made), len(made)),
+                                  digests=real.digests))
+    data = parts[0]
+    for part in parts[1:]:
+        data = data.join(part, train_set.name)
+    counts = [int((data.labels == label).sum()) for label in (FAKE, REAL)]
+    smaller = int(np.argmin(counts))                     # FAKE = 0, REAL = 1
+    rows = np.flatnonzero(data.labels.numpy() == smaller)
+    extra = np.random.default_rng(recipe.seed).choice(rows, abs(counts[0] - counts[1]), replace=True)
+    return data.subset(np.concatenate([np.arange(len(data)), extra]))
+
+
 def monitor(model, val_set, device):
     """Validation loss, accuracy at 0.5 and AUROC for progress reports, on one view per image (test-time view
     averaging would cost up to 10x as much; the final calibration and threshold use every view)."""
@@ -166,12 +222,14 @@ def make_schedule(optimizer, schedule, total_steps):
 
 
 def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch_kwargs=None, device="cpu",
-                log_every=0, progress=True):
+                log_every=0, progress=True, generators_root=None):
     """Train a network (`build_model(arch, **arch_kwargs)`) with `recipe`. Returns (model in eval mode, history):
     history["epochs"] has the train loss and validation loss / accuracy / AUROC per epoch (one view per image),
     history["steps"] (when log_every > 0) the running loss and accuracy and the validation figures every
-    `log_every` batches, history["amp"] whether bfloat16 was used, and what `calibrate` returns: the temperature
-    (also set as model.temperature), validation ECE, the threshold and every validation figure at it."""
+    `log_every` batches, history["amp"] whether bfloat16 was used, history["n_train"] the images per epoch (after
+    recipe.train_fakes), and what `calibrate` returns: the temperature (also set as model.temperature), validation
+    ECE, the threshold and every validation figure at it. `generators_root`: where generator:NAME fakes are read
+    (default config.json's generators32_dir)."""
     device = torch.device(device)
     seed_everything(recipe.seed)
     arch_kwargs = dict(arch_kwargs or {})
@@ -179,6 +237,9 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
         if arch != "strong":
             raise ProjectError("test-time view averaging (test_flip, test_shift) is an option of --arch strong only")
         arch_kwargs.update(test_flip=recipe.test_flip, test_shift=recipe.test_shift)
+    if recipe.input != "rgb":
+        arch_kwargs["input"] = recipe.input
+    train_set = training_set(train_set, recipe, generators_root, device, progress)
     # channels-last convolutions are 1.3-1.6x faster on the CPU (oneDNN) for both networks (bench.py layout)
     model = build_model(arch, **arch_kwargs).to(device, memory_format=torch.channels_last)
     amp = recipe.amp and fast_bfloat16(device)
@@ -189,7 +250,8 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
     scheduler = make_schedule(optimizer, recipe.schedule, recipe.epochs * len(epoch_batches))
     loss_fn = nn.BCEWithLogitsLoss()
     smoothing = recipe.label_smoothing
-    history = {"epochs": [], "steps": [], "amp": amp}
+    history = {"epochs": [], "steps": [], "amp": amp, "n_train": len(train_set)}
+    augmenter = torch.Generator().manual_seed(recipe.seed + 1)          # colour jitter and patch shuffling
     step, seen = 0, 0
     for epoch in range(1, recipe.epochs + 1):
         if recipe.augment:                             # a fresh draw of blurred / re-compressed images each epoch
@@ -201,6 +263,10 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
         window_loss, window_correct, window_n = 0.0, 0, 0
         for x, y in tqdm(epoch_batches, desc=f"epoch {epoch}/{recipe.epochs}", unit="batch", leave=False,
                          disable=not progress):
+            if recipe.colour_jitter:
+                x = jitter_colour(x, recipe.colour_jitter, augmenter)
+            if recipe.patch_shuffle:
+                x = shuffle_patches(x, recipe.patch_shuffle, augmenter)
             with torch.autocast(device.type, torch.bfloat16, enabled=amp):
                 logits = model(x.contiguous(memory_format=torch.channels_last)).float()
             loss = loss_fn(logits, y * (1 - smoothing) + 0.5 * smoothing)
@@ -258,7 +324,8 @@ def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, d
           f"torch {torch.__version__}")
     print(f"recipe {recipe.name}: " + ", ".join(f"{k} {v}" for k, v in asdict(recipe).items() if k != "name"))
     started = time.perf_counter()
-    model, history = train_model(train_set, val_set, recipe, arch, arch_kwargs, device, log_every)
+    model, history = train_model(train_set, val_set, recipe, arch, arch_kwargs, device, log_every,
+                                 generators_root=dataset_dir("generators32_dir", sample))
     wall = time.perf_counter() - started
     val = history["val_at_threshold"]
     print(f"validation: threshold {history['threshold']:.3f} (max balanced accuracy), accuracy {val['accuracy']:.4f}, "
@@ -269,6 +336,7 @@ def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, d
         info = {"parameters": count_parameters(model), "recipe": recipe.name, **recipe_fields,
                 "loss": "BCEWithLogitsLoss", "amp": history["amp"], "sample_data": sample,
                 "dataset": dataset_fingerprint(train_set), "n_train": len(train_set), "n_val": len(val_set),
+                "images_per_epoch": history["n_train"],
                 "validation": val, "temperature": history["temperature"],
                 "calibration": {k: history[k] for k in ("val_ece_before", "val_ece")}, "history": history["epochs"],
                 "steps": history["steps"], "device": str(device), "torch": torch.__version__,

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from classes import (CIFAKE_CNN, FAKE, REAL, Batcher, SRMLayer, StrongCNN, build_model, count_parameters,
-                     high_frequency_residual, load_agiri, load_cifake, load_cifar100, load_model, normalise,
+                     load_agiri, load_cifake, load_cifar100, load_model, normalise,
                      parse_cifar10_class, save_model, single_view)
 from training import split_train_val
 from project import REPO_ROOT, ProjectError
@@ -223,11 +223,11 @@ def test_strong_architecture_shape_and_size(kwargs, tmp_path):
     assert loaded.config == model.config and torch.equal(loaded(x), model(x))
 
 
-def test_high_frequency_residual_removes_smooth_content():
+def test_the_highpass_residual_removes_smooth_content():
     flat = torch.full((1, 3, 32, 32), 0.3)
-    assert high_frequency_residual(flat).abs().max() < 1e-6
+    assert highpass(flat).abs().max() < 1e-6
     checker = (torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2 * 2.0 - 1
-    assert torch.allclose(high_frequency_residual(checker.expand(1, 3, 32, 32)), checker.expand(1, 3, 32, 32))
+    assert torch.allclose(highpass(checker.expand(1, 3, 32, 32)), checker.expand(1, 3, 32, 32))
 
 
 def test_test_flip_averages_the_image_and_its_mirror_in_eval_mode_only(tmp_path):

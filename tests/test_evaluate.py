@@ -8,8 +8,8 @@ import torch
 
 from classes import load_cifake
 from evaluate import (accuracy_by_group, bootstrap_intervals, choose_threshold, expected_calibration_error,
-                      fit_temperature, leaked_test_images, out_of_domain_notice, probability, reliability_table, score_at_threshold,
-                      share_called_real, threshold_sweep)
+                      fit_temperature, leaked_test_images, out_of_domain_notice, probability, reliability_table,
+                      score_at_threshold, share_called_real, threshold_sweep)
 
 
 def test_metrics_against_hand_computed_values():
