@@ -9,6 +9,8 @@
     python code/bench.py predict    # predict.py's path (find, decode, score) on the 20,000 CIFAKE test files
     python code/bench.py recipes    # base CNN: original recipe (10 epochs) vs the fast recipe, 3 seeds each
     python code/bench.py audit      # audit.py on CIFAKE: header pass, both shortcut tests; against a full decode
+    python code/bench.py inputs     # one training step per network and input transform, against the plain image
+    python code/bench.py makers     # each fake-maker on the 45,000 real training images, against a training epoch
     python code/bench.py all        # all of the above
     python code/bench.py gpu        # on CUDA: the test suite, three trainings, test.py and predict.py, beside the CPU
 
@@ -35,6 +37,7 @@ import torch
 from PIL import Image
 
 from classes import Batcher, CIFAKE_CNN, build_model, load_cifake, normalise
+from generalise import FAKE_MAKERS, INPUTS
 from evaluate import find_image_files, predict_scores, score_at_threshold, score_dataset, score_files
 from imagefiles import decode_files
 from project import REPO_ROOT, config_path, fast_bfloat16, shown
@@ -145,6 +148,45 @@ def bench_layout(batch_size=256, steps=8):
         baseline = results["NCHW float32"]
         print(f"{arch}, one step at batch {batch_size} (median of {steps}): " + ", ".join(
             f"{name} {t * 1000:.0f} ms ({baseline / t:.1f}x)" for name, t in results.items()))
+
+
+def bench_inputs(batch_size=256, steps=8):
+    """One training step (channels-last, bfloat16 where fast, as train_model runs) of each network on each input
+    transform, as a ratio to the same network on the plain image: the issue's budget is 1.3x."""
+    x, y = torch.randn(batch_size, 3, 32, 32), (torch.rand(batch_size) < 0.5).float()
+    bf16 = fast_bfloat16("cpu")
+    for arch in ("cnn", "strong", "patch"):
+        results = {}
+        for input in INPUTS:
+            torch.manual_seed(0)
+            model = build_model(arch, input=input).to(memory_format=torch.channels_last)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            inputs = x.contiguous(memory_format=torch.channels_last)
+
+            def step():
+                with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(inputs).float(), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            step(), step()
+            results[input] = sorted(timed(step)[0] for _ in range(steps))[steps // 2]
+        print(f"{arch}, one step at batch {batch_size}{' in bfloat16' if bf16 else ''} (median of {steps}): "
+              + ", ".join(f"{name} {t * 1000:.1f} ms ({t / results['rgb']:.2f}x)" for name, t in results.items()))
+
+
+def bench_makers(data):
+    """The fake-makers on CIFAKE's real training images (45,000 after the validation split), each against one epoch
+    of the fast recipe's base CNN on the whole training split in the same run."""
+    train, val = split_train_val(data)
+    reals = train.images[train.labels == 1]
+    _, history = train_model(train, val, replace(RECIPES["fast"], epochs=1), progress=False)
+    epoch = history["epochs"][0]["seconds"]
+    print(f"baseline: one epoch of the fast recipe (base CNN, {len(train)} images): {epoch:.1f} s")
+    for maker in FAKE_MAKERS:
+        seconds, made = timed(lambda: FAKE_MAKERS[maker](reals, seed=0, progress=False))
+        print(f"{maker}: {len(made)} fakes made in {seconds:.1f} s ({seconds / epoch:.1f}x the baseline epoch; "
+              f"budget 300 s)")
 
 
 def bench_eval(root):
@@ -285,7 +327,7 @@ def bench_gpu(root, output=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "layout", "eval", "predict", "recipes",
-                                          "audit", "all", "gpu"])
+                                          "audit", "inputs", "makers", "all", "gpu"])
     parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per recipe for `recipes` (default 3)")
     parser.add_argument("--archives", metavar="DIR", help="gpu: unpack the CIFAKE archives in DIR into data/ first")
@@ -316,6 +358,10 @@ def main():
         bench_predict(root)
     if args.which in ("audit", "all"):
         bench_audit(root)
+    if args.which in ("inputs", "all"):
+        bench_inputs()
+    if args.which in ("makers", "all"):
+        bench_makers(load_cifake(root, "train"))
     if args.which in ("recipes", "all"):
         bench_recipes(root, seeds=range(args.seeds), output=RECIPES_JSON)
 

@@ -333,25 +333,26 @@ def generator_fakes(root, name, part=None, verbose=False):
 
 
 def development_sets(cifake_root, ddpm32_root, generators_root, held_out=()):
-    """{generator: its images (FAKE) joined with CIFAKE's 10,000 test reals}: the DDPM-32 samples and every folder of
-    generators32 (a generator added there later is evaluated too); for those named in `held_out`, only the half
-    that generator:NAME training never sees."""
+    """(fakes, reals): {generator: its images}, for the DDPM-32 samples and every folder of generators32 (a generator
+    added there later is scored too), and CIFAKE's 10,000 test reals to rank them against. For the generators named
+    in `held_out`, only the half that generator:NAME training never sees."""
     reals = load_cifake(cifake_root, "test", verbose=False)
-    reals = reals.subset(reals.labels == REAL)
     fakes = {"ddpm-cifar10-32": load_fakes(ddpm32_root, "ddpm-cifar10-32", verbose=False)}
     for folder in sorted(p for p in Path(generators_root).iterdir() if (p / "fake").is_dir()):
         fakes[folder.name] = generator_fakes(generators_root, folder.name, "test" if folder.name in held_out else None)
-    return {name: images.join(reals, f"{name} vs CIFAKE test/REAL") for name, images in fakes.items()}
+    return fakes, reals.subset(reals.labels == REAL)
 
 
-def generator_figures(scores_of, sets):
-    """AUROC and AP on each development set; `scores_of(ImageSet)` gives P(real) for its images."""
-    figures = {}
-    for name, data in sets.items():
-        labels, scores = data.labels.numpy(), scores_of(data)
+def generator_figures(scores_of, fakes, reals):
+    """AUROC and AP of each generator's images against the reals, and the mean AUROC over DEV_GENERATORS;
+    `scores_of(ImageSet)` gives P(real) for a set's images (the reals are scored once)."""
+    real_scores, figures = scores_of(reals), {}
+    for name, images in fakes.items():
+        labels = np.r_[np.full(len(images), FAKE), np.full(len(reals), REAL)]
+        scores = np.concatenate([scores_of(images), real_scores])
         figures[name] = {"auroc": float(roc_auc_score(labels, scores)),
-                         "ap": float(average_precision_score(labels, scores)),
-                         "n_fake": int((labels == FAKE).sum()), "n_real": int((labels == REAL).sum())}
+                         "ap": float(average_precision_score(labels, scores)), "n_fake": len(images),
+                         "n_real": len(reals)}
     figures["mean AUROC, development generators"] = float(np.mean([figures[g]["auroc"] for g in DEV_GENERATORS
                                                                     if g in figures]))
     return figures

@@ -17,6 +17,7 @@ PIL's quality-75 tables), so that only the made traces differ:
                  neighbour then convolution (as Stable Diffusion's VAE and DDPM's U-Net decode)
     autoencoder_tconv  the same with transposed convolutions (as DCGAN-style generators decode)
 """
+import functools
 import hashlib
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from perturb import jpeg, rescale
-from project import REPO_ROOT, ProjectError, seed_everything
+from project import REPO_ROOT, ProjectError, fast_bfloat16, seed_everything
 
 # ----------------------------------------------------------------------------------------------
 # Input transforms
@@ -53,9 +54,24 @@ def npr(x):
     return x - F.interpolate(x[:, :, ::2, ::2], scale_factor=2, mode="nearest")
 
 
+@functools.lru_cache(maxsize=8)
+def centred_dft(n, device):
+    """The real and imaginary parts of the n-point DFT matrix with its rows in fftshift order (zero frequency in
+    the middle): as two small matrix products, the spectrum of a batch costs a fraction of one FFT per image."""
+    k = (torch.arange(n, dtype=torch.float64) - n // 2) % n
+    angle = -2 * torch.pi * k[:, None] * torch.arange(n, dtype=torch.float64)[None, :] / n
+    return angle.cos().float().to(device), angle.sin().float().to(device)
+
+
 def spectrum(x):
-    magnitude = torch.fft.fftshift(torch.fft.fft2(x.float()), dim=(-2, -1)).abs()
-    return torch.log1p(magnitude) / 4                  # the mean (DC) term of a 32 x 32 image reaches log(1025) / 4
+    with torch.autocast(x.device.type, enabled=False):    # float32 throughout: magnitudes reach 1024
+        x = x.float()
+        cos_h, sin_h = centred_dft(x.shape[-2], x.device)
+        cos_w, sin_w = centred_dft(x.shape[-1], x.device)
+        real_part, imaginary_part = cos_h @ x, sin_h @ x                    # along the rows, then the columns
+        real = real_part @ cos_w.T - imaginary_part @ sin_w.T
+        imaginary = real_part @ sin_w.T + imaginary_part @ cos_w.T
+        return torch.log1p(torch.sqrt(real ** 2 + imaginary ** 2)) / 4   # the DC term of 32 x 32 reaches log(1025) / 4
 
 
 INPUTS = {"rgb": lambda x: x, "gray": gray, "standardise": standardise, "highpass": highpass, "npr": npr,
@@ -147,40 +163,44 @@ def resample_fakes(images, seed=0, **_):
 
 class Autoencoder(nn.Module):
     """32 x 32 -> 8 x 8 x 16 -> 32 x 32: strided convolutions down, and two 2x upsamplings like a generator's decoder
-    ('nearest': nearest neighbour then a 3 x 3 convolution; 'transposed': a 4 x 4 transposed convolution)."""
+    ('nearest': nearest neighbour then a 3 x 3 convolution; 'transposed': a 4 x 4 transposed convolution), each
+    halving the channels."""
 
     def __init__(self, decoder="nearest", width=64, latent=16):
         super().__init__()
         up = ((lambda c_in, c_out: nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
                                                  nn.Conv2d(c_in, c_out, 3, padding=1)))
               if decoder == "nearest" else (lambda c_in, c_out: nn.ConvTranspose2d(c_in, c_out, 4, 2, 1)))
-        half = width // 2
-        self.encode = nn.Sequential(nn.Conv2d(3, half, 4, 2, 1), nn.ReLU(), nn.Conv2d(half, width, 4, 2, 1), nn.ReLU(),
-                                    nn.Conv2d(width, latent, 1))
-        self.decode = nn.Sequential(nn.Conv2d(latent, width, 3, padding=1), nn.ReLU(), up(width, half), nn.ReLU(),
-                                    up(half, half), nn.ReLU(), nn.Conv2d(half, 3, 3, padding=1), nn.Tanh())
+        self.encode = nn.Sequential(nn.Conv2d(3, width // 2, 4, 2, 1), nn.ReLU(), nn.Conv2d(width // 2, width, 4, 2, 1),
+                                    nn.ReLU(), nn.Conv2d(width, latent, 1))
+        self.decode = nn.Sequential(nn.Conv2d(latent, width, 3, padding=1), nn.ReLU(), up(width, width // 2), nn.ReLU(),
+                                    up(width // 2, width // 4), nn.ReLU(), nn.Conv2d(width // 4, 3, 3, padding=1),
+                                    nn.Tanh())
 
     def forward(self, x):
         return self.decode(self.encode(x))
 
 
-AUTOENCODER_EPOCHS, AUTOENCODER_BATCH, AUTOENCODER_LR = 4, 256, 2e-3
+AUTOENCODER = dict(epochs=3, batch_size=256, lr=2e-3)     # AdamW, one-cycle, L1 loss; bfloat16 where fast
 
 
 def train_autoencoder(images, decoder="nearest", seed=0, device="cpu", progress=True):
-    """An Autoencoder trained to rebuild uint8 `images` (AdamW, one-cycle, L1 loss), in eval mode."""
+    """An Autoencoder trained to rebuild uint8 `images` (AUTOENCODER), in eval mode."""
     seed_everything(seed)
-    model = Autoencoder(decoder).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=AUTOENCODER_LR)
-    steps = AUTOENCODER_EPOCHS * -(-len(images) // AUTOENCODER_BATCH)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, AUTOENCODER_LR, total_steps=steps)
-    generator = torch.Generator().manual_seed(seed)
-    for epoch in range(AUTOENCODER_EPOCHS):
+    epochs, batch_size, lr = AUTOENCODER["epochs"], AUTOENCODER["batch_size"], AUTOENCODER["lr"]
+    device = torch.device(device)
+    model = Autoencoder(decoder).to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=epochs * -(-len(images) // batch_size))
+    generator, bf16 = torch.Generator().manual_seed(seed), fast_bfloat16(device)
+    for epoch in range(epochs):
         order = torch.randperm(len(images), generator=generator)
-        for start in tqdm(range(0, len(images), AUTOENCODER_BATCH), leave=False, disable=not progress,
-                          desc=f"autoencoder {epoch + 1}/{AUTOENCODER_EPOCHS}"):
-            x = images[order[start:start + AUTOENCODER_BATCH]].to(device).float().div_(127.5).sub_(1)
-            loss = (model(x) - x).abs().mean()
+        for start in tqdm(range(0, len(images), batch_size), leave=False, disable=not progress,
+                          desc=f"autoencoder {epoch + 1}/{epochs}"):
+            x = images[order[start:start + batch_size]].to(device).float().div_(127.5).sub_(1)
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+                loss = (model(x).float() - x).abs().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -212,9 +232,10 @@ def fixed_half(n, part, seed=0):
 
 
 def make_fakes(maker, images, seed=0, device="cpu", folder=FAKES_DIR, progress=True):
-    """FAKE_MAKERS[maker] applied to uint8 real images, kept on disk under the maker, the seed and the images'
-    contents: a second run with the same real images reads them back."""
-    key = hashlib.sha1(images.numpy().tobytes()).hexdigest()[:16]
+    """FAKE_MAKERS[maker] applied to uint8 real images, kept on disk under the maker, its settings, the seed and the
+    images' contents: a second run with the same real images reads them back."""
+    settings = (RESAMPLE_SIZES, RESAMPLE_DOWN, RESAMPLE_UP) if maker == "resample" else AUTOENCODER
+    key = hashlib.sha1(images.numpy().tobytes() + repr(settings).encode()).hexdigest()[:16]
     path = Path(folder) / f"{maker}-seed{seed}-{key}.npy"
     if path.is_file():
         return torch.from_numpy(np.load(path))

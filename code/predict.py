@@ -1,6 +1,6 @@
 """Score your own images: P(real) for every image file, of any size, mode and format PIL reads.
 
-    python code/predict.py photo.jpg my_folder/                    # strong_model, its validation threshold
+    python code/predict.py photo.jpg my_folder/                    # the card's default model, its validation threshold
     python code/predict.py my_folder -mf attn_model --preprocess multi_crop --csv scores.csv
     python code/predict.py my_folder --explain heatmaps/             # also save a Grad-CAM overlay per image
 
@@ -10,6 +10,7 @@ that model on larger images, and the table's `in_domain` column is False. Folder
 Files that cannot be read are listed with the reason and do not stop the run; the exit code is 1 when any file
 failed or no image was found, else 0.
 """
+import json
 import sys
 from pathlib import Path
 
@@ -19,16 +20,25 @@ import pandas as pd
 
 import cli
 from classes import load_model
-from evaluate import find_image_files, out_of_domain_notice, parse_threshold, score_files
+from evaluate import MODEL_CARD, find_image_files, out_of_domain_notice, parse_threshold, score_files
 from imagefiles import PREPROCESSINGS
 from project import model_path, pick_device
+
+
+FALLBACK_MODEL = "strong_model"          # the most accurate on CIFAKE, when the card names no default
+
+
+def default_model_name(card=MODEL_CARD):
+    """The model the model card names as predict.py's default (publish.DEFAULT_RULE), else FALLBACK_MODEL."""
+    chosen = json.loads(Path(card).read_text()).get("default_model") if Path(card).is_file() else None
+    return chosen["model"] if chosen else FALLBACK_MODEL
 
 
 def main(argv=None):
     parser = cli.parser(__doc__, sample=False)
     parser.add_argument("paths", nargs="+", help="image files and folders")
-    parser.add_argument("-mf", "--model-file", default="strong_model",
-                        help="config key, models/<name>.pth, or a path (default strong_model, the most accurate)")
+    parser.add_argument("-mf", "--model-file", help="config key, models/<name>.pth, or a path (default: the model "
+                                                    "card's choice, by the rule it states)")
     parser.add_argument("-thr", "--threshold", default="val", help="a number in [0, 1], or 'val' (the default)")
     parser.add_argument("--preprocess", choices=PREPROCESSINGS, default="resize")
     parser.add_argument("--csv", metavar="FILE")
@@ -37,7 +47,7 @@ def main(argv=None):
     args = cli.parse(parser, argv)
 
     device = pick_device(args.device)
-    path = model_path(args.model_file)
+    path = model_path(args.model_file or default_model_name())
     model, checkpoint = load_model(path, device)
     threshold = parse_threshold(args.threshold, checkpoint)
     files = find_image_files(args.paths)

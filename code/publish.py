@@ -75,8 +75,30 @@ def model_card(results, sidecars):
             lines.append("- Transfer: " + "; ".join(f"{k} {v:.4f}" for k, v in entry["transfer"].items()
                                                     if not k.startswith("CIFAKE")) + ".")
         lines.append("")
+    default = default_model(results)
+    if default:
+        lines += ["## Which model predict.py uses", "", f"{DEFAULT_RULE} Today that is **{default['model']}** (worst "
+                  f"case AUROC {default['worst-case AUROC']:.3f}, on {default['worst on']}).", ""]
     return {"markdown": "\n".join(lines), "data": {"intended_use": INTENDED_USE, "limitations": LIMITATIONS,
-                                                    "models": data}}
+                                                    "default_model": default, "models": data}}
+
+
+DEFAULT_RULE = ("predict.py scores with the shipped model whose worst AUROC over the CIFAKE test set and each "
+                "development generator (against CIFAKE's test reals) is highest: a user's images may come from any "
+                "generator, so the model to trust is the one whose weakest case is least weak.")
+
+
+def default_model(results):
+    """The shipped model DEFAULT_RULE picks from results.json's "generators" rows (None without them)."""
+    rows = results.get("generators", {}).get("rows", {})
+    cases = {name: {"CIFAKE test": row["CIFAKE test AUROC"],
+                    **{g: row[f"{g} AUROC"] for g in results["generators"]["development"]}}
+             for name, row in rows.items() if row["protocol"].endswith("(shipped)")}
+    if not cases:
+        return None
+    best = max(cases, key=lambda name: min(cases[name].values()))
+    worst = min(cases[best], key=cases[best].get)
+    return {"model": best, "worst-case AUROC": cases[best][worst], "worst on": worst, "rule": DEFAULT_RULE}
 
 
 def readme_tables(results):
@@ -116,6 +138,8 @@ def readme_tables(results):
     if "transfer" in results:
         frame = pd.DataFrame(results["transfer"]).T
         tables["transfer"] = text(frame.map(lambda v: f"{v:.4f}" if abs(v) < 1 or v == 1 else f"{v:,.0f}"))
+    if "generators" in results:
+        tables["generators"] = text(generators_table(results["generators"]))
     if "robustness" in results:
         rows = pd.DataFrame(results["robustness"]["results"])
         wide = rows.pivot(index="perturbation", columns="model", values="accuracy")
@@ -124,6 +148,23 @@ def readme_tables(results):
         cells = wide.map(pct) + " / " + auroc.map(lambda v: f"{v:.4f}")
         tables["robustness"] = text(cells.rename_axis("accuracy / AUROC"))
     return tables
+
+
+def generators_table(generators):
+    """The transfer study's table for the README: one row per variant and shipped model, AUROC per development
+    generator, the mean (with its sd over seeds), CIFAKE test AUROC and training time."""
+    plus_minus = lambda row, key: f"{row[key]:.3f}" + (f" ± {row[key + ' sd']:.3f}" if row["seeds"] > 1 else "")
+    short = lambda value: "–" if value is None or value != value else f"{value:.2f}"
+    cells = {}
+    for name, row in generators["rows"].items():
+        cells[name] = {"trained on": row["protocol"].replace(" vs CIFAKE reals", "").replace("CIFAKE only", "CIFAKE"),
+                       "seeds": str(row["seeds"]), "CIFAKE AUROC": plus_minus(row, "CIFAKE test AUROC"),
+                       **{g: f"{row[f'{g} AUROC']:.3f}" for g in generators["development"]},
+                       "mean": plus_minus(row, "mean development AUROC"),
+                       "faces (resize / crop)": f"{short(row['faces AUROC (resize)'])} / "
+                                                f"{short(row['faces AUROC (best crop)'])}",
+                       "training": f"{row['training seconds']:,.0f} s"}
+    return pd.DataFrame(cells).T
 
 
 def update_readme(tables, path=REPO_ROOT / "README.md"):

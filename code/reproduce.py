@@ -10,6 +10,7 @@ results.json, so no figure there is typed by hand. Scores are kept in data/.scor
 and the images' contents, so a second run only scores what changed.
 """
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -137,7 +138,6 @@ def cifake_section(report, models, sidecars, root, device, store):
                                       "fake": int((train.labels == FAKE).sum())}
     report.text("### Accuracy per CIFAR-10 content class (both labels)")
     report.table(by_class.sort_values(next(iter(scores))))
-    return table["accuracy"]
 
 
 def cifar100_section(report, models, root, device, store):
@@ -153,7 +153,6 @@ def cifar100_section(report, models, root, device, store):
                   "cifar100_coarse.png", "share called real per coarse class")
     report.text("### The five worst and best fine classes", markdown(transfer["fine"].head(5), ".3f"), "",
                 markdown(transfer["fine"].tail(5), ".3f"))
-    return transfer["overall"]
 
 
 def mixed_section(report, models, sidecars, root, device, store, key, name, title):
@@ -176,7 +175,6 @@ def mixed_section(report, models, sidecars, root, device, store, key, name, titl
                            "models": {f"{m} {p}": row for (m, p), row in rows.items()}}
     report.text(f"## {title} ({len(datasets['resize'])} images): three preprocessings, threshold 0.5")
     report.table(table)
-    return table.xs("resize", level=1)["accuracy"]
 
 
 def ddpm32_section(report, models, cifake_root, ddpm_root, device, store):
@@ -200,6 +198,7 @@ def ddpm32_section(report, models, cifake_root, ddpm_root, device, store):
 def audit_section(report, folders):
     """Shortcut audits (audit.py) of every image-folder dataset evaluated: what separates real from fake besides
     the images, and duplicates."""
+    report.text("## Dataset audits: shortcuts before the detector finds them")
     rows = {}
     for name, (root, real) in folders.items():
         try:
@@ -243,26 +242,26 @@ def generators_section(report, models, sidecars, folder, device, store, variants
     """Other generators at 32 x 32: every shipped model on each development generator against CIFAKE's test reals,
     beside the transfer study's variants (variants.json, `python code/variants.py`): one table, results.json
     "generators". Needs the CIFAKE section and the transfer summary first."""
-    sets = development_sets(folder["CIFAKE_dir"], folder["ddpm32_dir"], folder["generators32_dir"])
+    fakes, reals = development_sets(folder["CIFAKE_dir"], folder["ddpm32_dir"], folder["generators32_dir"])
     cifake, transfer, shipped = report.results["cifake_test"]["models"], report.results.get("transfer", {}), {}
     for name in models:
         held_out = held_out_generators(sidecars[name].get("train_fakes") or ())
-        mine = development_sets(folder["CIFAKE_dir"], folder["ddpm32_dir"], folder["generators32_dir"], held_out) \
-            if held_out else sets
-        figures = generator_figures(lambda data: store.scores(name, data, device), mine)
+        mine = development_sets(folder["CIFAKE_dir"], folder["ddpm32_dir"], folder["generators32_dir"],
+                                held_out)[0] if held_out else fakes
+        scored = generator_figures(lambda data: store.scores(name, data, device), mine, reals)
         shipped[name] = {"protocol": f"{protocol(sidecars[name].get('train_fakes') or ('cifake',))} (shipped)",
                          "arch": sidecars[name]["arch"], "parameters": sidecars[name]["parameters"], "seeds": 1,
                          "CIFAKE test accuracy": cifake[name]["accuracy"], "CIFAKE test AUROC": cifake[name]["auroc"],
-                         **{f"{g} AUROC": f["auroc"] for g, f in figures.items() if isinstance(f, dict)},
-                         "mean development AUROC": figures["mean AUROC, development generators"],
+                         **{f"{g} AUROC": f["auroc"] for g, f in scored.items() if isinstance(f, dict)},
+                         "mean development AUROC": scored["mean AUROC, development generators"],
                          **{k: transfer.get(name, {}).get(k)
                             for k in ("faces AUROC (resize)", "faces AUROC (best crop)")},
                          "training seconds": sidecars[name]["wall_seconds"]}
     variants = json.loads(variants_file.read_text()) if variants_file.is_file() else {"runs": []}
     rows = variant_table(variants["runs"], shipped)
     report.results["generators"] = {
-        "n_fake": {g: int((d.labels == FAKE).sum()) for g, d in sets.items()}, "n_real": len(sets["ddpm-cifar10-32"]) -
-        int((sets["ddpm-cifar10-32"].labels == FAKE).sum()), "development": list(DEV_GENERATORS),
+        "n_fake": {g: len(images) for g, images in fakes.items()}, "n_real": len(reals),
+        "development": list(DEV_GENERATORS),
         "variants": {k: variants.get(k) for k in ("device", "machine", "torch", "commit")}, "rows": rows}
     report.text(f"## Other generators at 32 x 32 (against CIFAKE's {report.results['generators']['n_real']:,} test "
                 "reals)", "Variants: the mean over seeds (sd beside it in results.json); `python code/variants.py` "
@@ -322,10 +321,25 @@ def robustness_section(report, models, root, device, store):
     report.figure(figures.robustness_bars(table), "robustness.png", "accuracy and AUROC under perturbations")
 
 
+SECTION_KEYS = {        # section: the results.json keys it writes (kept from the last run when --only skips it)
+    "audits": ("audit",), "cifake": ("cifake_test", "cifake_train"), "cifar100": ("cifar100",), "agiri": ("agiri",),
+    "faces": ("faces",), "ddpm32": ("ddpm32",), "robustness": ("robustness",), "explanations": ("explanations",),
+    "generators": ("generators",)}
+
+
+def previous_blocks(path):
+    """{section: its Markdown, markers included} of a report.md written before."""
+    text = path.read_text() if path.is_file() else ""
+    return {m.group(1): m.group(0) for m in re.finditer(r"<!-- section:(\w+) -->\n.*?<!-- /section:\1 -->", text, re.S)}
+
+
 def main(argv=None):
     parser = cli.parser(__doc__)
     parser.add_argument("--out", help="output folder (default notes/results/, or data/sample/results/ with --sample)")
     parser.add_argument("--retrain", action="store_true", help="train the shipped models again")
+    parser.add_argument("--only", nargs="+", choices=SECTION_KEYS, metavar="SECTION",
+                        help=f"run these sections and keep the others from the last run's results.json and report.md "
+                             f"({', '.join(SECTION_KEYS)})")
     args = cli.parse(parser, argv)
 
     started, device = time.perf_counter(), pick_device(args.device)
@@ -333,9 +347,16 @@ def main(argv=None):
     sample_dir = config_path("sample_dir")
     out = Path(args.out) if args.out else (sample_dir / "results" if args.sample else REPO_ROOT / "notes" / "results")
     stamp = f"> **SAMPLE DATA**: {STAND_IN_NOTE}. No figure here says anything about CIFAKE." if args.sample else ""
+    kept, blocks = {}, {}
+    if args.only:
+        if not (out / "results.json").is_file():
+            raise ProjectError(f"--only keeps the other sections from {shown(out / 'results.json')}, which is missing: "
+                               f"run python code/reproduce.py once without --only")
+        kept, blocks = json.loads((out / "results.json").read_text()), previous_blocks(out / "report.md")
     report = Report(out, stamp)
-    report.text("# Reproduction report", f"`python code/reproduce.py{' --sample' if args.sample else ''}` on {device}, "
-                f"commit {commit}.")
+    report.text("# Reproduction report", f"`python code/reproduce.py{' --sample' if args.sample else ''}"
+                f"{' --only ' + ' '.join(args.only) if args.only else ''}` on {device}, commit {commit}"
+                f"{' (the other sections: commit ' + str(kept.get('commit')) + ')' if args.only else ''}.")
     timings = {}
 
     def timed(step, run):
@@ -347,6 +368,21 @@ def main(argv=None):
             timings[step] = time.perf_counter() - begun
             print(f"[{step}: {timings[step]:.1f} s]")
 
+    def section(key, run):
+        """One section of the report between markers, or, when --only leaves it out, the last run's."""
+        if args.only and key not in args.only:
+            report.results.update({k: kept[k] for k in SECTION_KEYS[key] if k in kept})
+            if key in blocks:
+                report.text(blocks[key])
+            return
+        report.text(f"<!-- section:{key} -->")
+        try:
+            timed(key, run)
+        except ProjectError as e:
+            print(f"skipped {key}: {e}")
+            report.text(f"## {key}: skipped", f"{e}")
+        report.text(f"<!-- /section:{key} -->")
+
     loaded = timed("models (load or train)", lambda: {name: train_or_load(name, args.sample, args.retrain, device)
                                                       for name in SHIPPED_MODELS})
     models = {name: model for name, (model, _) in loaded.items()}
@@ -354,43 +390,29 @@ def main(argv=None):
     store = ScoreStore(models)
     folder = {key: dataset_dir(key, args.sample) for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir", "faces_dir",
                                                             "ddpm32_dir", "generators32_dir")}
-    sections = {
-        "CIFAKE test accuracy": lambda: cifake_section(report, models, sidecars, folder["CIFAKE_dir"], device, store),
-        "CIFAR-100 share called real": lambda: cifar100_section(report, models, folder["CIFAR100_dir"], device, store),
-        "AGIRI accuracy": lambda: mixed_section(report, models, sidecars, folder["AGIRI_dir"], device, store, "agiri",
-                                                "AGIRI", "AGIRI test"),
-        "faces": lambda: mixed_section(report, models, sidecars, folder["faces_dir"], device, store, "faces",
-                                       "faces", "DDPM faces vs CelebA-HQ (a stand-in for AGIRI)"),
-        "DDPM-32": lambda: ddpm32_section(report, models, folder["CIFAKE_dir"], folder["ddpm32_dir"], device, store),
-        "robustness": lambda: robustness_section(report, models, folder["CIFAKE_dir"], device, store),
-        "explanations": lambda: explanations_section(report, models, folder["CIFAKE_dir"], device, store),
-    }
-    report.text("## Dataset audits: shortcuts before the detector finds them")
     reals = folder["CIFAKE_dir"] / "test" / "REAL"
     audited = {"CIFAKE": (folder["CIFAKE_dir"], None), "AGIRI": (folder["AGIRI_dir"], None),
                "faces": (folder["faces_dir"], None), "DDPM-32 vs CIFAKE test/REAL": (folder["ddpm32_dir"], reals),
                **{f"{g} vs CIFAKE test/REAL": (folder["generators32_dir"] / g, reals) for g in DEV_GENERATORS
                   if (folder["generators32_dir"] / g).is_dir()}}
-    timed("audits", lambda: audit_section(report, audited))
-    ours = {}
-    for name, run in sections.items():
-        try:
-            result = timed(name, run)
-        except ProjectError as e:
-            print(f"skipped {name}: {e}")
-            report.text(f"## {name}: skipped", f"{e}")
-            continue
-        if result is not None:
-            ours[name] = result
+    sections = {
+        "audits": lambda: audit_section(report, audited),
+        "cifake": lambda: cifake_section(report, models, sidecars, folder["CIFAKE_dir"], device, store),
+        "cifar100": lambda: cifar100_section(report, models, folder["CIFAR100_dir"], device, store),
+        "agiri": lambda: mixed_section(report, models, sidecars, folder["AGIRI_dir"], device, store, "agiri",
+                                       "AGIRI", "AGIRI test"),
+        "faces": lambda: mixed_section(report, models, sidecars, folder["faces_dir"], device, store, "faces",
+                                       "faces", "DDPM faces vs CelebA-HQ (a stand-in for AGIRI)"),
+        "ddpm32": lambda: ddpm32_section(report, models, folder["CIFAKE_dir"], folder["ddpm32_dir"], device, store),
+        "robustness": lambda: robustness_section(report, models, folder["CIFAKE_dir"], device, store),
+        "explanations": lambda: explanations_section(report, models, folder["CIFAKE_dir"], device, store),
+    }
+    for key, run in sections.items():
+        section(key, run)
     if "cifake_test" in report.results:
         transfer_summary(report)
-        try:
-            timed("other generators", lambda: generators_section(
-                report, models, sidecars, folder, device, store, out / "variants.json" if args.sample or args.out
-                else REPO_ROOT / "notes" / "results" / "variants.json"))
-        except ProjectError as e:
-            print(f"skipped other generators: {e}")
-            report.text("## Other generators: skipped", f"{e}")
+        section("generators", lambda: generators_section(report, models, sidecars, folder, device, store,
+                                                         out / "variants.json"))
     report.results["models"] = {name: {"arch": sidecar["arch"], "arch_kwargs": SHIPPED_MODELS[name].arch_kwargs,
                                        "recipe": {**{f: sidecar.get(f) for f in Recipe.__dataclass_fields__},
                                                   "name": SHIPPED_MODELS[name].recipe.name},
@@ -403,11 +425,13 @@ def main(argv=None):
                                     "anchors": ANCHORS}
     report.results.update(sample_data=args.sample, commit=commit, device=str(device), torch=torch.__version__,
                           methods={"bootstrap resamples": BOOTSTRAP_RESAMPLES, "ece bins": ECE_BINS})
-    comparison = pd.DataFrame({f"{metric} ({who})": table[metric] for metric in ORIGINAL_STUDY
-                               for who, table in (("ours", pd.DataFrame(ours)), ("original", ORIGINAL_STUDY))
-                               if metric in table}, index=list(SHIPPED_MODELS))
+    if args.only:
+        report.results["sections"] = {key: commit if key in args.only else kept.get("sections", {}).get(
+            key, kept.get("commit")) for key in SECTION_KEYS}
+    else:
+        report.results["sections"] = {key: commit for key in SECTION_KEYS}
     report.text("## Beside the original study (threshold 0.5)", f"The CIFAKE paper's best CNN: {PAPER_ACCURACY:.2%}.")
-    report.table(comparison)
+    report.table(beside_the_original(report.results))
     report.text("## Time per step (seconds)", markdown(pd.Series(timings, name="seconds").to_frame(), ".1f"),
                 "", f"Total time {time.perf_counter() - started:.0f} s ({machine_description(device)}).")
     print(f"wrote {report.write()}")
@@ -420,6 +444,18 @@ def main(argv=None):
     if not args.sample and not args.out and "cifake_test" in report.results:
         update_readme(readme_tables(report.results))
         print("rewrote the results tables of README.md")
+
+
+def beside_the_original(results):
+    """Our figures beside the original study's, at threshold 0.5, from results.json."""
+    ours = {"CIFAKE test accuracy": {m: r["accuracy"] for m, r in results.get("cifake_test", {}).get("models",
+                                                                                                      {}).items()},
+            "CIFAR-100 share called real": results.get("cifar100", {}).get("share_called_real", {}),
+            "AGIRI accuracy": {key.rsplit(" ", 1)[0]: r["accuracy"] for key, r in results.get("agiri", {}).get(
+                "models", {}).items() if key.endswith(" resize")}}
+    return pd.DataFrame({f"{metric} ({who})": table[metric] for metric in ORIGINAL_STUDY
+                         for who, table in (("ours", pd.DataFrame(ours)), ("original", ORIGINAL_STUDY))
+                         if metric in table and len(table[metric].dropna())}, index=list(SHIPPED_MODELS))
 
 
 if __name__ == "__main__":

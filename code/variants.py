@@ -64,15 +64,15 @@ def run_variant(name, seed, data, device, sample=False):
     scores_of = lambda dataset: score_dataset(model, dataset, device)
     test = data["test"]
     at_half = score_at_threshold(test.labels.numpy(), scores_of(test), 0.5)
-    sets = development_sets(data["cifake_root"], data["ddpm32_root"], data["generators_root"],
-                            held_out_generators(recipe.train_fakes))
+    fakes, reals = development_sets(data["cifake_root"], data["ddpm32_root"], data["generators_root"],
+                                    held_out_generators(recipe.train_fakes))
     faces = {prep: score_at_threshold(d.labels.numpy(), scores_of(d))["auroc"] for prep, d in data["faces"].items()}
     record = {"variant": name, "seed": seed, "recipe": recipe_name, "arch": arch, "arch_kwargs": arch_kwargs,
               "protocol": protocol(recipe.train_fakes), "held_out_half": list(held_out_generators(recipe.train_fakes)),
               "parameters": count_parameters(model), "images_per_epoch": history["n_train"],
               "training seconds": round(seconds, 1), "cifake test accuracy": at_half["accuracy"],
               "cifake test auroc": at_half["auroc"], "val threshold": history["threshold"],
-              "generators": generator_figures(scores_of, sets),
+              "generators": generator_figures(scores_of, fakes, reals),
               "faces auroc (resize)": faces.get("resize"),
               "faces auroc (best crop)": max(faces.get("center_crop", 0), faces.get("multi_crop", 0)) or None}
     dev = record["generators"]["mean AUROC, development generators"]
@@ -137,7 +137,7 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", metavar="VARIANT", help=f"variants to run (default all: "
                                                                      f"{', '.join(VARIANTS)})")
     parser.add_argument("--seeds", type=cli.positive_int, default=3, help="training seeds per variant (default 3)")
-    parser.add_argument("--redo", action="store_true", help="run again what the file already holds")
+    parser.add_argument("--redo", action="store_true", help="run the chosen variants again (replacing their runs)")
     parser.add_argument("--out", help="output JSON (default notes/results/variants.json, or the sample results folder)")
     args = cli.parse(parser, argv)
     unknown = set(args.only or ()) - set(VARIANTS)
@@ -146,8 +146,8 @@ def main(argv=None):
     out = Path(args.out) if args.out else (config_path("sample_dir") / "results" if args.sample
                                            else REPO_ROOT / "notes" / "results") / "variants.json"
     device = pick_device(args.device)
-    result = json.loads(out.read_text()) if out.is_file() and not args.redo else {"runs": []}
-    done = {(r["variant"], r["seed"]) for r in result["runs"]}
+    result = json.loads(out.read_text()) if out.is_file() else {"runs": []}
+    done = set() if args.redo else {(r["variant"], r["seed"]) for r in result["runs"]}
     data = load_data(args.sample)
     for name in args.only or VARIANTS:
         for seed in range(args.seeds):

@@ -54,10 +54,14 @@ def sample_model(sample_root, tmp_path_factory, device):
 
 @pytest.fixture(scope="session")
 def sample_results(sample_root, tmp_path_factory):
-    """A results folder as `python code/reproduce.py --sample` and `python code/seeds.py --sample` write it (the
-    report, results.json, seeds.json and the figures; sample models in data/sample/models)."""
+    """A results folder as `python code/variants.py --sample`, `python code/reproduce.py --sample` and `python
+    code/seeds.py --sample` write it (variants.json, the report, results.json, seeds.json and the figures; sample
+    models in data/sample/models)."""
     out = tmp_path_factory.mktemp("results")
-    for script, *args in (("reproduce.py", "--sample", "--out", str(out)),
+    variants = ["fast", "fast_npr", "fast_oracle_gan", "patch/fast"]       # a CIFAKE-only pair, an oracle, an arch
+    for script, *args in (("variants.py", "--sample", "--seeds", "2", "--only", *variants, "--out",
+                           str(out / "variants.json")),
+                          ("reproduce.py", "--sample", "--out", str(out)),
                           ("seeds.py", "--sample", "--seeds", "2", "--out", str(out / "seeds.json"))):
         result = subprocess.run([sys.executable, str(REPO / "code" / script), *args], cwd=REPO, capture_output=True,
                                 text=True, timeout=900)

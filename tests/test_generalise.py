@@ -96,7 +96,7 @@ def test_the_autoencoder_learns_and_its_fakes_are_cached(tmp_path, monkeypatch):
     error = lambda model: (generalise.reconstruct(model, x).float() - x.float()).abs().mean()
     torch.manual_seed(0)
     untrained = generalise.Autoencoder().eval()
-    monkeypatch.setattr(generalise, "AUTOENCODER_EPOCHS", 30)
+    monkeypatch.setitem(generalise.AUTOENCODER, "epochs", 30)
     trained = generalise.train_autoencoder(x, progress=False)
     assert error(trained) < 0.7 * error(untrained)
     for decoder in ("nearest", "transposed"):

@@ -18,15 +18,17 @@ CHECKS = {  # notebook -> (extra parameters, a final cell printing what the test
                               "'overall': transfer['overall'].tolist()}))"),
     "transfer_mixed": ("", "print(json.dumps({'accounting': accounting.to_dict(orient='index'), 'rows': len(table),"
                            "'ddpm_fakes': int((ddpm_labels == 0).sum()), 'audited': audited['files']}))"),
+    "transfer_generators": ("", "print(json.dumps({'rows': list(table.index), 'shares': list(shares.columns),"
+                                "'audited': list(audit.index), 'changes': list(change.index)}))"),
 }
 
 
-def run_notebook(name):
+def run_notebook(name, more=""):
     nb = nbformat.read(CODE / f"{name}.ipynb", as_version=4)
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1, "each notebook has one cell tagged 'parameters'"
     extra, check = CHECKS[name]
-    params[0].source += f"\n# injected by the test\nSAMPLE = True\n{extra}\n"
+    params[0].source += f"\n# injected by the test\nSAMPLE = True\n{extra}\n{more}\n"
     nb.cells.append(nbformat.v4.new_code_cell(f"import json\n{check}"))
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(CODE)}}).execute()
     return json.loads(nb.cells[-1].outputs[-1]["text"].strip().splitlines()[-1]), nb
@@ -65,3 +67,11 @@ def test_transfer_mixed_notebook(sample_root):
     for row in result["accounting"].values():
         assert row["found"] == len(files) == row["loaded"] + row["skipped"] and row["skipped"] == 4
     assert result["rows"] == 15 and result["ddpm_fakes"] == 20 and result["audited"] == len(files)
+
+
+def test_transfer_generators_notebook(sample_results):
+    result, _ = run_notebook("transfer_generators", f"RESULTS_DIR = {str(sample_results)!r}")
+    assert {"fast", "fast_npr", "fast_oracle_gan", "patch/fast", "strong_model"} <= set(result["rows"])
+    assert result["shares"] == ["ddpm-retrained: share of the oracle's margin", "gan-small: share of the oracle's margin"]
+    assert result["audited"] == [f"{g} vs CIFAKE test/REAL" for g in ("DDPM-32", "ddpm-retrained", "gan-small")]
+    assert set(result["changes"]) == {"fast", "fast_npr"}

@@ -49,3 +49,14 @@ def test_the_model_card_is_generated_from_sidecars_and_results():
     card = publish.model_card(results, {"m": dict(sidecar, epochs=1, recipe="strong", git_commit="abc-dirty")})
     assert "recipe `strong_aug`, 1 epoch;" in card["markdown"] and "`python code/train.py -mf m`" in card["markdown"]
     assert "uncommitted edits" in card["markdown"] and card["data"]["models"]["m"]["recipe"] == "strong_aug"
+
+
+def test_the_default_model_is_the_best_worst_case_over_cifake_and_the_generators():
+    row = lambda cifake, *generators: {"protocol": "CIFAKE only (shipped)", "CIFAKE test AUROC": cifake,
+                                       **{f"{g} AUROC": a for g, a in zip(("g1", "g2"), generators)}}
+    results = {"generators": {"development": ["g1", "g2"], "rows": {
+        "sharp": row(0.999, 0.45, 0.90), "even": row(0.97, 0.70, 0.72), "variant": {**row(0.99, 0.9, 0.9),
+                                                                                    "protocol": "CIFAKE only"}}}}
+    chosen = publish.default_model(results)
+    assert chosen["model"] == "even" and chosen["worst on"] == "g1" and chosen["worst-case AUROC"] == 0.70
+    assert publish.default_model({}) is None

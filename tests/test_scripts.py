@@ -276,6 +276,34 @@ def test_reproduce_sample_writes_a_stamped_report(sample_results):
         tmp_path / "README.md").read_text()
 
 
+def test_reproduce_tables_the_variants_beside_the_shipped_models(sample_results):
+    results = json.loads((sample_results / "results.json").read_text())
+    generators = results["generators"]
+    rows = generators["rows"]
+    assert set(rows) == {"fast", "fast_npr", "fast_oracle_gan", "patch/fast", "base_model", "attn_model", "mini_model",
+                         "strong_model", "strong_aug_model"}
+    assert generators["n_real"] == 200 and generators["n_fake"] == {"ddpm-cifar10-32": 20, "ddpm-retrained": 40,
+                                                                    "gan-small": 20}
+    fast = rows["fast"]
+    assert fast["seeds"] == 2 and fast["protocol"] == "CIFAKE only" and fast["arch"] == "cnn"
+    runs = [r for r in json.loads((sample_results / "variants.json").read_text())["runs"] if r["variant"] == "fast"]
+    assert [r["seed"] for r in runs] == [0, 1]
+    assert fast["gan-small AUROC"] == pytest.approx(np.mean([r["generators"]["gan-small"]["auroc"] for r in runs]))
+    assert fast["mean development AUROC"] == pytest.approx(np.mean([fast[f"{g} AUROC"] for g in (
+        "ddpm-cifar10-32", "ddpm-retrained", "gan-small")]))
+    oracle = rows["fast_oracle_gan"]
+    assert oracle["protocol"] == "oracle: half of gan-small vs CIFAKE reals" and "gan-small: share" not in str(oracle)
+    share = (fast["gan-small AUROC"] - 0.5) / (oracle["gan-small AUROC"] - 0.5)
+    assert fast["gan-small: share of the oracle's margin"] == pytest.approx(share)
+    assert rows["strong_model"]["protocol"] == "CIFAKE only (shipped)" and rows["strong_model"]["seeds"] == 1
+    oracle_runs = [r for r in json.loads((sample_results / "variants.json").read_text())["runs"]
+                   if r["variant"] == "fast_oracle_gan"]
+    assert all(r["generators"]["gan-small"]["n_fake"] == 10 for r in oracle_runs)          # the held-out half only
+    report = (sample_results / "report.md").read_text()
+    assert "## Other generators at 32 x 32" in report and "## Time per step (seconds)" in report
+    assert "gan-small vs CIFAKE test/REAL" in results["audit"] and (sample_results / "generators.png").is_file()
+
+
 def test_regenerating_sample_data_keeps_results_and_models(tmp_path):
     """reproduce.py --sample may generate the data after creating its report folder: it must survive."""
     from make_sample_data import make_sample_data
@@ -371,12 +399,15 @@ def test_report_tables_print_counts_as_whole_numbers():
     assert "20000 " in text and "20000.0" not in text and "0.9173" in text
 
 
-def test_predict_flags_images_that_are_not_32x32_and_defaults_to_the_strong_model(tmp_path):
+def test_predict_flags_images_that_are_not_32x32_and_defaults_to_the_model_cards_choice(tmp_path):
+    import predict as predict_script
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "small.png")
     only_small = predict(tmp_path / "small.png", "--json", tmp_path / "a.json")
     assert only_small.returncode == 0, only_small.stderr
-    assert "scored with strong_model" in only_small.stdout and "not 32x32" not in only_small.stdout
+    default = json.loads((REPO_ROOT / "models" / "card.json").read_text())["default_model"]["model"]
+    assert predict_script.default_model_name() == default
+    assert f"scored with {default}" in only_small.stdout and "not 32x32" not in only_small.stdout
     assert json.loads((tmp_path / "a.json").read_text())[0]["in_domain"] is True
     Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "large.png")
     both = predict(tmp_path / "small.png", tmp_path / "large.png", "--csv", tmp_path / "b.csv")
@@ -385,3 +416,48 @@ def test_predict_flags_images_that_are_not_32x32_and_defaults_to_the_strong_mode
     table = pd.read_csv(tmp_path / "b.csv")
     assert table.set_index(table["path"].str.rsplit("/", n=1).str[-1])["in_domain"].to_dict() == {
         "small.png": True, "large.png": False}
+
+
+def test_variants_keeps_what_it_measured_and_refuses_unknown_names(sample_root, tmp_path, monkeypatch):
+    import variants
+    trained = []
+    monkeypatch.setattr(variants, "load_data", lambda sample: {})
+    monkeypatch.setattr(variants, "run_variant", lambda name, seed, data, device, sample: trained.append(
+        (name, seed)) or {"variant": name, "seed": seed})
+    out = tmp_path / "variants.json"
+    variants.main(["--sample", "--only", "fast", "--seeds", "1", "--out", str(out)])
+    variants.main(["--sample", "--only", "fast", "fast_gray", "--seeds", "2", "--out", str(out)])
+    assert trained == [("fast", 0), ("fast", 1), ("fast_gray", 0), ("fast_gray", 1)]      # seed 0 of fast kept
+    variants.main(["--sample", "--only", "fast_gray", "--seeds", "1", "--redo", "--out", str(out)])
+    assert trained[-1] == ("fast_gray", 0) and len(json.loads(out.read_text())["runs"]) == 4   # replaced, not added
+    bad = run(["variants.py", "--sample", "--only", "fast_fft"], ".")
+    assert bad.returncode == 1 and "unknown variant(s) fast_fft" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_predict_falls_back_to_the_strong_model_without_a_card_choice(tmp_path):
+    import predict as predict_script
+    assert predict_script.default_model_name(tmp_path / "missing.json") == "strong_model"
+    (tmp_path / "card.json").write_text(json.dumps({"default_model": {"model": "general_model"}}))
+    assert predict_script.default_model_name(tmp_path / "card.json") == "general_model"
+
+
+def test_reproduce_only_reruns_the_named_sections_and_keeps_the_others(sample_results, tmp_path):
+    import shutil
+    out = shutil.copytree(sample_results, tmp_path / "results")
+    before = json.loads((out / "results.json").read_text())
+    (out / "variants.json").write_text(json.dumps({"runs": []}))               # the variants' rows disappear
+    result = run(["reproduce.py", "--sample", "--out", str(out), "--only", "generators"], ".")
+    assert result.returncode == 0, result.stderr
+    after = json.loads((out / "results.json").read_text())
+    for key in ("cifake_test", "robustness", "explanations", "audit", "faces"):
+        assert after[key] == before[key]
+    assert set(after["generators"]["rows"]) == set(before["transfer"])             # shipped models only now
+    assert after["sections"]["generators"] == after["commit"]
+    report = (out / "report.md").read_text()
+    for section in ("## CIFAKE test (400 images)", "## Robustness on CIFAKE test", "## Other generators at 32 x 32"):
+        assert report.count(section) == 1
+    assert "--only generators" in report and "[generators:" in result.stdout and "[robustness:" not in result.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = run(["reproduce.py", "--sample", "--out", str(empty), "--only", "faces"], ".")
+    assert bad.returncode == 1 and "without --only" in bad.stderr and "Traceback" not in bad.stderr
