@@ -35,6 +35,11 @@ VARIANTS = {name: (name, "cnn", {}) for name in (
     "fast_patchshuffle", "fast_resample", "fast_autoencoder", "fast_autoencoder_tconv", "fast_made", "fast_plus_ddpm",
     "fast_oracle_ddpm", "fast_oracle_gan")}
 VARIANTS["patch/fast"] = ("fast", "patch", {})
+# The best change carried to the strong architecture (one seed: a 30-minute run), and its oracles.
+STRONG = {"widths": (32, 64, 112)}
+VARIANTS.update({"strong/general": ("general", "strong", STRONG),
+                 "strong/fast_oracle_ddpm": ("fast_oracle_ddpm", "strong", STRONG),
+                 "strong/fast_oracle_gan": ("fast_oracle_gan", "strong", STRONG)})
 
 
 def held_out_generators(train_fakes):
@@ -52,7 +57,7 @@ def protocol(train_fakes):
     return f"oracle: half of {generators} vs CIFAKE reals"
 
 
-def run_variant(name, seed, data, device, sample=False):
+def run_variant(name, seed, data, device):
     """Train one variant with one seed and score it: a JSON-ready record."""
     recipe_name, arch, arch_kwargs = VARIANTS[name]
     recipe = replace(RECIPES[recipe_name], seed=seed)
@@ -80,10 +85,6 @@ def run_variant(name, seed, data, device, sample=False):
           + ", ".join(f"{g} {f['auroc']:.3f}" for g, f in record["generators"].items() if isinstance(f, dict))
           + f" (mean {dev:.3f}); {seconds:.0f} s")
     return record
-
-
-FIGURES = ("CIFAKE test accuracy", "CIFAKE test AUROC", *(f"{g} AUROC" for g in DEV_GENERATORS),
-           "mean development AUROC", "faces AUROC (resize)", "faces AUROC (best crop)", "training seconds")
 
 
 def run_figures(run):
@@ -154,7 +155,7 @@ def main(argv=None):
             if (name, seed) in done:
                 continue
             result["runs"] = [r for r in result["runs"] if (r["variant"], r["seed"]) != (name, seed)]
-            result["runs"].append(run_variant(name, seed, data, device, args.sample))
+            result["runs"].append(run_variant(name, seed, data, device))
             result.update(sample_data=args.sample, device=str(device), machine=machine_description(device),
                           torch=torch.__version__, commit=git_commit())
             cli.write_json(out, result)                # after every run: an interrupted study keeps what it measured

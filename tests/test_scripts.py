@@ -422,7 +422,7 @@ def test_variants_keeps_what_it_measured_and_refuses_unknown_names(sample_root, 
     import variants
     trained = []
     monkeypatch.setattr(variants, "load_data", lambda sample: {})
-    monkeypatch.setattr(variants, "run_variant", lambda name, seed, data, device, sample: trained.append(
+    monkeypatch.setattr(variants, "run_variant", lambda name, seed, data, device: trained.append(
         (name, seed)) or {"variant": name, "seed": seed})
     out = tmp_path / "variants.json"
     variants.main(["--sample", "--only", "fast", "--seeds", "1", "--out", str(out)])
