@@ -57,7 +57,7 @@ def npr(x):
 @functools.lru_cache(maxsize=8)
 def centred_dft(n, device):
     """The real and imaginary parts of the n-point DFT matrix with its rows in fftshift order (zero frequency in
-    the middle): as two small matrix products, the spectrum of a batch costs a fraction of one FFT per image."""
+    the middle): two small matrix products per image side are cheaper here than an FFT per image."""
     k = (torch.arange(n, dtype=torch.float64) - n // 2) % n
     angle = -2 * torch.pi * k[:, None] * torch.arange(n, dtype=torch.float64)[None, :] / n
     return angle.cos().float().to(device), angle.sin().float().to(device)
@@ -71,7 +71,8 @@ def spectrum(x):
         real_part, imaginary_part = cos_h @ x, sin_h @ x                    # along the rows, then the columns
         real = real_part @ cos_w.T - imaginary_part @ sin_w.T
         imaginary = real_part @ sin_w.T + imaginary_part @ cos_w.T
-        return torch.log1p(torch.sqrt(real ** 2 + imaginary ** 2)) / 4   # the DC term of 32 x 32 reaches log(1025) / 4
+        magnitude = torch.sqrt(real ** 2 + imaginary ** 2)
+        return torch.log1p(magnitude) / 4                 # the zero-frequency term of 32 x 32 reaches log(1025) / 4
 
 
 INPUTS = {"rgb": lambda x: x, "gray": gray, "standardise": standardise, "highpass": highpass, "npr": npr,

@@ -13,6 +13,7 @@ import json
 import re
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,8 +38,8 @@ from imagefiles import PREPROCESSINGS
 from project import (REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, dataset_dir, git_commit,
                      machine_description, model_file, pick_device, shown)
 from robustness import perturbation_table, wide_table
-from training import SHIPPED_MODELS, Recipe, train_command, train_or_load
-from variants import held_out_generators, protocol, variant_table
+from training import RECIPES, SHIPPED_MODELS, Recipe, train_command, train_or_load
+from variants import SHIPPING_RULE, held_out_generators, protocol, shipping_decision, variant_table
 
 
 class Report:
@@ -259,7 +260,10 @@ def generators_section(report, models, sidecars, folder, device, store, variants
                          "training seconds": sidecars[name]["wall_seconds"]}
     variants = json.loads(variants_file.read_text()) if variants_file.is_file() else {"runs": []}
     rows = variant_table(variants["runs"], shipped)
+    recipes = {run["recipe"] for run in variants["runs"]} | {"fast"}
     report.results["generators"] = {
+        "recipes": {name: asdict(RECIPES[name]) for name in sorted(recipes)},
+        "decision": shipping_decision(rows) if SHIPPING_RULE["against"] in rows else None,
         "n_fake": {g: len(images) for g, images in fakes.items()}, "n_real": len(reals),
         "development": list(DEV_GENERATORS),
         "variants": {k: variants.get(k) for k in ("device", "machine", "torch", "commit")}, "rows": rows}
@@ -434,7 +438,7 @@ def main(argv=None):
     report.table(beside_the_original(report.results))
     report.text("## Time per step (seconds)", markdown(pd.Series(timings, name="seconds").to_frame(), ".1f"),
                 "", f"Total time {time.perf_counter() - started:.0f} s ({machine_description(device)}).")
-    print(f"wrote {report.write()}")
+    print(f"wrote {shown(report.write())}")
     if "cifake_test" in report.results:
         card = model_card(report.results, sidecars)
         folder = model_file(next(iter(SHIPPED_MODELS)), args.sample).parent if not args.out else out

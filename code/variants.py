@@ -27,7 +27,7 @@ from classes import count_parameters, load_agiri, load_cifake
 from evaluate import DEV_GENERATORS, development_sets, generator_figures, score_at_threshold, score_dataset
 from imagefiles import PREPROCESSINGS
 from project import REPO_ROOT, ProjectError, config_path, dataset_dir, git_commit, machine_description, pick_device
-from training import RECIPES, split_train_val, train_model
+from training import RECIPES, SAMPLE_EPOCHS, split_train_val, train_model
 
 # name: (recipe, architecture, its keywords). One change at a time from the `fast` base CNN, then the oracles.
 VARIANTS = {name: (name, "cnn", {}) for name in (
@@ -61,6 +61,8 @@ def run_variant(name, seed, data, device):
     """Train one variant with one seed and score it: a JSON-ready record."""
     recipe_name, arch, arch_kwargs = VARIANTS[name]
     recipe = replace(RECIPES[recipe_name], seed=seed)
+    if data["sample"]:                                # the sample data only smoke-tests the pipeline
+        recipe = replace(recipe, epochs=min(recipe.epochs, SAMPLE_EPOCHS))
     train, val = split_train_val(data["train"], recipe.val_fraction, 0)      # one validation split for every run
     started = time.perf_counter()
     model, history = train_model(train, val, recipe, arch, arch_kwargs, device, progress=False,
@@ -102,7 +104,8 @@ def variant_table(runs, shipped=None):
     for ddpm-retrained and gan-small the share of the oracle's margin that each row recovers,
     (AUROC - 0.5) / (oracle AUROC - 0.5), against the oracle of the same architecture (else the base CNN's)."""
     rows = {}
-    for name in dict.fromkeys(run["variant"] for run in runs):
+    measured = {run["variant"] for run in runs}
+    for name in [n for n in VARIANTS if n in measured] + sorted(measured - set(VARIANTS)):
         mine = [run for run in runs if run["variant"] == name]
         frame = pd.DataFrame([run_figures(run) for run in mine])
         row = {"protocol": mine[0]["protocol"], "arch": mine[0]["arch"], "parameters": mine[0]["parameters"],
@@ -122,13 +125,34 @@ def variant_table(runs, shipped=None):
     return rows
 
 
+# The rule for shipping a general model, set before the study: the CIFAKE-only variant with the best mean AUROC over
+# the development generators, among those that beat strong_model's mean by LEAST_GAIN and keep CIFAKE test AUROC.
+SHIPPING_RULE = {"against": "strong_model", "least gain": 0.05, "least CIFAKE AUROC": 0.98}
+
+
+def shipping_decision(rows, rule=SHIPPING_RULE):
+    """Which CIFAKE-only variant, if any, the rule ships: {"rule", "chosen" (a name or None), "variants": each
+    variant's gain over the reference and whether it qualifies}."""
+    reference = rows[rule["against"]]["mean development AUROC"]
+    verdicts = {}
+    for name, row in rows.items():
+        if row["protocol"] == "CIFAKE only":
+            gain = row["mean development AUROC"] - reference
+            verdicts[name] = {"gain": gain, "CIFAKE test AUROC": row["CIFAKE test AUROC"],
+                              "qualifies": gain >= rule["least gain"] and
+                              row["CIFAKE test AUROC"] >= rule["least CIFAKE AUROC"]}
+    qualifying = [name for name, verdict in verdicts.items() if verdict["qualifies"]]
+    chosen = max(qualifying, key=lambda name: rows[name]["mean development AUROC"]) if qualifying else None
+    return {"rule": rule, "chosen": chosen, "variants": verdicts}
+
+
 def load_data(sample):
     """Everything a run reads, loaded once."""
     cifake_root = dataset_dir("CIFAKE_dir", sample)
     faces_root = dataset_dir("faces_dir", sample)
     faces = {p: load_agiri(faces_root, preprocess=p, name="faces", verbose=False) for p in PREPROCESSINGS} \
         if faces_root.is_dir() else {}
-    return {"cifake_root": cifake_root, "ddpm32_root": dataset_dir("ddpm32_dir", sample),
+    return {"sample": sample, "cifake_root": cifake_root, "ddpm32_root": dataset_dir("ddpm32_dir", sample),
             "generators_root": dataset_dir("generators32_dir", sample), "faces": faces,
             "train": load_cifake(cifake_root, "train"), "test": load_cifake(cifake_root, "test")}
 

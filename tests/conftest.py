@@ -58,9 +58,9 @@ def sample_results(sample_root, tmp_path_factory):
     code/seeds.py --sample` write it (variants.json, the report, results.json, seeds.json and the figures; sample
     models in data/sample/models)."""
     out = tmp_path_factory.mktemp("results")
-    variants = ["fast", "fast_npr", "fast_oracle_gan", "patch/fast"]       # a CIFAKE-only pair, an oracle, an arch
-    for script, *args in (("variants.py", "--sample", "--seeds", "2", "--only", *variants, "--out",
-                           str(out / "variants.json")),
+    variants = str(out / "variants.json")
+    for script, *args in (("variants.py", "--sample", "--seeds", "2", "--only", "fast", "--out", variants),
+                          ("variants.py", "--sample", "--seeds", "1", "--out", variants),       # every other variant
                           ("reproduce.py", "--sample", "--out", str(out)),
                           ("seeds.py", "--sample", "--seeds", "2", "--out", str(out / "seeds.json"))):
         result = subprocess.run([sys.executable, str(REPO / "code" / script), *args], cwd=REPO, capture_output=True,

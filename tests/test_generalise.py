@@ -40,6 +40,8 @@ def test_input_transform_properties():
     blocks = x[..., ::2, ::2].repeat_interleave(2, 2).repeat_interleave(2, 3)                 # 2x nearest upsampling
     assert generalise.npr(blocks).abs().max() == 0 and generalise.npr(x).abs().max() > 0.01
     assert generalise.highpass(blocks).abs().max() < 1e-6                                    # constant 2 x 2 blocks
+    checker = (torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2 * 2.0 - 1            # all high frequency
+    assert torch.allclose(generalise.highpass(checker.expand(1, 3, 32, 32)), checker.expand(1, 3, 32, 32))
     rolled = torch.roll(x, shifts=(5, 11), dims=(2, 3))                                      # a circular shift
     assert torch.allclose(generalise.spectrum(rolled), generalise.spectrum(x), atol=1e-4)
     assert not torch.allclose(generalise.spectrum(x.flip(1)), generalise.spectrum(x))
@@ -96,9 +98,9 @@ def test_the_autoencoder_learns_and_its_fakes_are_cached(tmp_path, monkeypatch):
     error = lambda model: (generalise.reconstruct(model, x).float() - x.float()).abs().mean()
     torch.manual_seed(0)
     untrained = generalise.Autoencoder().eval()
-    monkeypatch.setitem(generalise.AUTOENCODER, "epochs", 30)
+    monkeypatch.setitem(generalise.AUTOENCODER, "epochs", 100)          # 100 steps: about a quarter of the error here
     trained = generalise.train_autoencoder(x, progress=False)
-    assert error(trained) < 0.7 * error(untrained)
+    assert error(trained) < 0.5 * error(untrained)
     for decoder in ("nearest", "transposed"):
         made = generalise.autoencoder_fakes(x[:8], decoder=decoder, progress=False)
         assert made.shape == (8, 3, 32, 32) and made.dtype == torch.uint8

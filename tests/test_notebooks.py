@@ -71,7 +71,9 @@ def test_transfer_mixed_notebook(sample_root):
 
 def test_transfer_generators_notebook(sample_results):
     result, _ = run_notebook("transfer_generators", f"RESULTS_DIR = {str(sample_results)!r}")
-    assert {"fast", "fast_npr", "fast_oracle_gan", "patch/fast", "strong_model"} <= set(result["rows"])
-    assert result["shares"] == ["ddpm-retrained: share of the oracle's margin", "gan-small: share of the oracle's margin"]
+    assert {"fast", "fast_npr", "fast_oracle_gan", "patch/fast", "strong/general", "strong_model"} <= set(
+        result["rows"])
+    assert result["shares"] == [f"{g}: share of the oracle's margin" for g in ("ddpm-retrained", "gan-small")]
     assert result["audited"] == [f"{g} vs CIFAKE test/REAL" for g in ("DDPM-32", "ddpm-retrained", "gan-small")]
-    assert set(result["changes"]) == {"fast", "fast_npr"}
+    assert {"fast", "fast_npr", "fast_spectrum"} <= set(result["changes"])
+    assert "fast_oracle_gan" not in result["changes"]

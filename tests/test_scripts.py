@@ -156,9 +156,10 @@ def test_test_cli_fakes_against_own_reals_notes_other_sizes(sample_model, genera
 @pytest.mark.parametrize("side", ["fakes", "reals"])
 def test_test_cli_fakes_refuses_an_empty_folder_in_one_line(sample_model, generator_folders, side):
     path, _ = sample_model
-    folders = {"fakes": generator_folders["clean"], "reals": generator_folders["reals"], side: generator_folders["empty"]}
+    folders = {"fakes": generator_folders["clean"], "reals": generator_folders["reals"]}
+    folders[side] = generator_folders["empty"]
     bad = run(["test.py", "-mf", str(path), "--fakes", str(folders["fakes"]), "--reals", str(folders["reals"])], ".")
-    assert bad.returncode == 1 and f"no file found in" in bad.stderr and f"--{side}" in bad.stderr
+    assert bad.returncode == 1 and "no file found in" in bad.stderr and f"--{side}" in bad.stderr
     assert "Traceback" not in bad.stderr and bad.stderr.strip().count("\n") == 0
 
 
@@ -280,8 +281,9 @@ def test_reproduce_tables_the_variants_beside_the_shipped_models(sample_results)
     results = json.loads((sample_results / "results.json").read_text())
     generators = results["generators"]
     rows = generators["rows"]
-    assert set(rows) == {"fast", "fast_npr", "fast_oracle_gan", "patch/fast", "base_model", "attn_model", "mini_model",
-                         "strong_model", "strong_aug_model"}
+    import variants
+    assert set(rows) == set(variants.VARIANTS) | {"base_model", "attn_model", "mini_model", "strong_model",
+                                                  "strong_aug_model"}
     assert generators["n_real"] == 200 and generators["n_fake"] == {"ddpm-cifar10-32": 20, "ddpm-retrained": 40,
                                                                     "gan-small": 20}
     fast = rows["fast"]
@@ -299,6 +301,11 @@ def test_reproduce_tables_the_variants_beside_the_shipped_models(sample_results)
     oracle_runs = [r for r in json.loads((sample_results / "variants.json").read_text())["runs"]
                    if r["variant"] == "fast_oracle_gan"]
     assert all(r["generators"]["gan-small"]["n_fake"] == 10 for r in oracle_runs)          # the held-out half only
+    assert rows["fast_npr"]["seeds"] == 1 and rows["strong/general"]["arch"] == "strong"
+    decision = generators["decision"]
+    assert set(decision["variants"]) == {n for n, r in rows.items() if r["protocol"] == "CIFAKE only"}
+    assert decision["chosen"] is None or decision["variants"][decision["chosen"]]["qualifies"]
+    assert generators["recipes"]["general"]["input"] == "spectrum"
     report = (sample_results / "report.md").read_text()
     assert "## Other generators at 32 x 32" in report and "## Time per step (seconds)" in report
     assert "gan-small vs CIFAKE test/REAL" in results["audit"] and (sample_results / "generators.png").is_file()
