@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.optimize import minimize_scalar
-from scipy.stats import bootstrap
+from scipy.stats import bootstrap, rankdata
 from sklearn.metrics import (average_precision_score, confusion_matrix, precision_recall_fscore_support,
                              roc_auc_score, roc_curve)
 
@@ -212,8 +212,7 @@ def bootstrap_intervals(labels, scores, threshold=0.5, resamples=BOOTSTRAP_RESAM
     Returns {metric: (low, high)}."""
     labels, scores = np.asarray(labels), np.asarray(scores)
     options = dict(n_resamples=resamples, confidence_level=level, method="percentile", batch=100)  # 100 rows at once
-    paired = {"auroc": roc_auc_score, "ap": average_precision_score,
-              "fakes_caught": lambda y, s: np.mean(s[y == FAKE] < threshold),
+    paired = {"ap": average_precision_score, "fakes_caught": lambda y, s: np.mean(s[y == FAKE] < threshold),
               "reals_kept": lambda y, s: np.mean(s[y == REAL] >= threshold)}
     intervals = {}
     for metric in metrics:
@@ -221,11 +220,24 @@ def bootstrap_intervals(labels, scores, threshold=0.5, resamples=BOOTSTRAP_RESAM
         if metric == "accuracy":                     # a mean of 0/1 values: vectorised, fast
             correct = ((scores >= threshold).astype(int) == labels).astype(float)
             interval = bootstrap((correct,), np.mean, rng=rng, **options).confidence_interval
+        elif metric == "auroc":                      # ranks, 100 resamples at a time: 20x faster than a loop here
+            interval = bootstrap((labels, scores), rank_auroc, paired=True, vectorized=True, rng=rng,
+                                 **options).confidence_interval
         else:
             interval = bootstrap((labels, scores), paired[metric], paired=True, vectorized=False, rng=rng,
                                  **options).confidence_interval
         intervals[metric] = (float(interval.low), float(interval.high))
     return intervals
+
+
+def rank_auroc(labels, scores, axis=-1):
+    """AUROC as the Mann-Whitney statistic of the scores' ranks (ties count a half, as in roc_auc_score), along
+    `axis`, so that many resamples are scored in one call."""
+    ranks = rankdata(scores, axis=axis)
+    real = labels == REAL
+    n_real = real.sum(axis)
+    n_fake = labels.shape[axis] - n_real
+    return ((ranks * real).sum(axis) - n_real * (n_real + 1) / 2) / (n_real * n_fake)
 
 
 def per_class_table(result):

@@ -129,7 +129,7 @@ class ModelSpec:
     arch_kwargs: dict = field(default_factory=dict)
 
 
-SAMPLE_EPOCHS = 3                   # the sample data only smoke-tests the pipeline: no shipped recipe runs in full
+SAMPLE_EPOCHS = 2                   # the sample data only smoke-tests the pipeline: no shipped recipe runs in full
 SHIPPED_MODELS = {
     "base_model": ModelSpec(replace(RECIPES["original"], epochs=10)),
     "attn_model": ModelSpec(replace(RECIPES["original"], epochs=10), "cnn", {"attn": True}),

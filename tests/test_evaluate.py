@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from classes import load_cifake
-from evaluate import (accuracy_by_group, bootstrap_intervals, choose_threshold, expected_calibration_error,
+from evaluate import (accuracy_by_group, bootstrap_intervals, rank_auroc, choose_threshold, expected_calibration_error,
                       fit_temperature, leaked_test_images, out_of_domain_notice, probability, reliability_table,
                       score_at_threshold, share_called_real, threshold_sweep)
 
@@ -149,3 +149,11 @@ def test_out_of_domain_notice_quotes_the_model_card(tmp_path):
     assert "2 of 3 images are not 32x32" in notice and "0.43" in notice and "models/README.md" in notice
     assert "no transfer figure" in out_of_domain_notice(table, "other", card)
     assert out_of_domain_notice(table.iloc[:1], "m", card) is None
+
+
+def test_the_rank_auroc_matches_scikit_learn_with_ties_and_in_batches():
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 2, (5, 300))
+    scores = np.round(rng.random((5, 300)) + 0.3 * labels, 1)                  # rounded: many ties
+    assert np.allclose(rank_auroc(labels, scores), [roc_auc_score(y, s) for y, s in zip(labels, scores)])
