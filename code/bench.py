@@ -123,6 +123,22 @@ def bench_epoch(data):
               f"({len(train) / seconds:.0f} images/s, validation included)")
 
 
+def median_step(model, x, y, layout, bf16, steps):
+    """The median time of one SGD step of `model` on the batch (x, y) in a memory layout, bfloat16 autocast or not."""
+    model = model.to(memory_format=layout)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    inputs = x.contiguous(memory_format=layout)
+
+    def step():
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(inputs).float(), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    step(), step()                                    # warm-up: oneDNN picks its kernels
+    return sorted(timed(step)[0] for _ in range(steps))[steps // 2]
+
+
 def bench_layout(batch_size=256, steps=8):
     """One SGD step on random data, per network, memory layout and precision: why train.py converts to
     channels-last and why the strong recipe uses bfloat16 autocast where the CPU has native bf16."""
@@ -133,18 +149,7 @@ def bench_layout(batch_size=256, steps=8):
     for arch in ("cnn", "strong"):
         results = {}
         for name, layout, bf16 in variants:
-            torch.manual_seed(0)
-            model = build_model(arch).to(memory_format=layout)
-            optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-            inputs = x.contiguous(memory_format=layout)
-            def step():
-                with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-                    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(inputs).float(), y)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            step(), step()                                # warm-up: oneDNN picks its kernels
-            results[name] = sorted(timed(step)[0] for _ in range(steps))[steps // 2]
+            results[name] = median_step(build_model(arch), x, y, layout, bf16, steps)
         baseline = results["NCHW float32"]
         print(f"{arch}, one step at batch {batch_size} (median of {steps}): " + ", ".join(
             f"{name} {t * 1000:.0f} ms ({baseline / t:.1f}x)" for name, t in results.items()))
@@ -158,19 +163,7 @@ def bench_inputs(batch_size=256, steps=8):
     for arch in ("cnn", "strong", "patch"):
         results = {}
         for input in INPUTS:
-            torch.manual_seed(0)
-            model = build_model(arch, input=input).to(memory_format=torch.channels_last)
-            optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-            inputs = x.contiguous(memory_format=torch.channels_last)
-
-            def step():
-                with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-                    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(inputs).float(), y)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            step(), step()
-            results[input] = sorted(timed(step)[0] for _ in range(steps))[steps // 2]
+            results[input] = median_step(build_model(arch, input=input), x, y, torch.channels_last, bf16, steps)
         print(f"{arch}, one step at batch {batch_size}{' in bfloat16' if bf16 else ''} (median of {steps}): "
               + ", ".join(f"{name} {t * 1000:.1f} ms ({t / results['rgb']:.2f}x)" for name, t in results.items()))
 
