@@ -222,16 +222,9 @@ def audit(root, threshold=FLAG_AUROC, colour=True, verbose=True, real=None):
     report = {"dataset": shown(root), "files": len(files), "bad_files": bad[["path", "error"]].values.tolist(),
               "per_class": per_class_summary(files).reset_index(names="split and class").to_dict(orient="records"),
               "duplicates": duplicates(files), "flags": []}
-    features = metadata_features(ok)
-    model = HistGradientBoostingClassifier(max_iter=100, min_samples_leaf=5, random_state=0)
-    meta = shortcut_test(features, ok["label"], ok["split"], model, importance=True)
-    ranked = sorted(zip(features.columns, meta.pop("importance")), key=lambda item: -item[1])
-    meta["features"] = [{"feature": name, "auroc_drop": float(drop)} for name, drop in ranked[:5] if drop > 0]
-    report["metadata_shortcut"] = meta
+    meta = report["metadata_shortcut"] = metadata_test(ok, ok["label"], ok["split"])
     if meta["auroc"] >= threshold:
-        named = ", ".join(f["feature"] for f in meta["features"][:3]) or "no single feature"
-        report["flags"].append(f"metadata alone separates the classes: AUROC {meta['auroc']:.3f} >= {threshold} "
-                               f"(carried by {named})")
+        report["flags"].append(metadata_flag(meta, threshold, "the classes"))
     dups = report["duplicates"]
     if dups["across_classes"]:
         report["flags"].append(f"{len(dups['across_classes'])} file(s) appear in both classes, e.g. "
@@ -245,6 +238,28 @@ def audit(root, threshold=FLAG_AUROC, colour=True, verbose=True, real=None):
     return report
 
 
+def metadata_test(facts, labels, splits):
+    """Shortcut test (a) on the header facts of readable files, with the five features whose permutation lowers its
+    AUROC most."""
+    features = metadata_features(facts)
+    model = HistGradientBoostingClassifier(max_iter=100, min_samples_leaf=5, random_state=0)
+    meta = shortcut_test(features, labels, splits, model, importance=True)
+    ranked = sorted(zip(features.columns, meta.pop("importance")), key=lambda item: -item[1])
+    meta["features"] = [{"feature": name, "auroc_drop": float(drop)} for name, drop in ranked[:5] if drop > 0]
+    return meta
+
+
+def metadata_flag(meta, threshold, what):
+    """The flag of a metadata test at or above `threshold`, naming the features that carry it."""
+    named = ", ".join(f["feature"] for f in meta["features"][:3]) or "no single feature"
+    return f"metadata alone separates {what}: AUROC {meta['auroc']:.3f} >= {threshold} (carried by {named})"
+
+
+def colour_model():
+    """Shortcut test (b)'s classifier: a standardised logistic regression on colour_features."""
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+
+
 def compare_sets(paths, labels, images, threshold=FLAG_AUROC):
     """Shortcut tests (a) and (b), cross-validated, between two sets of readable image files that sit anywhere (a
     user's fakes and reals): `labels` REAL / FAKE per path, `images` their uint8 N x 3 x 32 x 32 decodings.
@@ -252,19 +267,12 @@ def compare_sets(paths, labels, images, threshold=FLAG_AUROC):
     facts = pd.DataFrame(facts_of([str(p) for p in paths]))
     ok = facts["error"].isna().to_numpy() if "error" in facts else np.ones(len(facts), bool)
     labels, one_split = np.asarray(labels), np.full(len(labels), "all")
-    features = metadata_features(facts[ok].reset_index(drop=True))
-    model = HistGradientBoostingClassifier(max_iter=100, min_samples_leaf=5, random_state=0)
-    meta = shortcut_test(features, labels[ok], one_split[ok], model, importance=True)
-    ranked = sorted(zip(features.columns, meta.pop("importance")), key=lambda item: -item[1])
-    meta["features"] = [{"feature": name, "auroc_drop": float(drop)} for name, drop in ranked[:3] if drop > 0]
-    colour = shortcut_test(colour_features(images), labels, one_split,
-                           make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)))
+    meta = metadata_test(facts[ok].reset_index(drop=True), labels[ok], one_split[ok])
+    colour = shortcut_test(colour_features(images), labels, one_split, colour_model())
     flag = None
     if meta["auroc"] >= threshold:
-        named = ", ".join(f["feature"] for f in meta["features"]) or "no single feature"
-        flag = (f"metadata alone separates the two sets (AUROC {meta['auroc']:.3f} >= {threshold}, carried by "
-                f"{named}): "
-                f"a detector's figures on them say little about the images")
+        flag = (f"{metadata_flag(meta, threshold, 'the two sets')}: a detector's figures on them say little about "
+                f"the images")
     return {"metadata": meta, "colour": colour, "flag": flag}
 
 
@@ -287,8 +295,7 @@ def colour_test(root, layout, verbose=True):
         labels.append(split_labels)
         splits.append([split] * len(split_labels))
     features, labels, splits = np.concatenate(features), np.concatenate(labels), np.concatenate(splits)
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return shortcut_test(features, labels, splits, model)
+    return shortcut_test(features, labels, splits, colour_model())
 
 
 def summary_lines(report):

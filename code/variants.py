@@ -71,11 +71,12 @@ def run_variant(name, seed, data, device):
     scores_of = lambda dataset: score_dataset(model, dataset, device)
     test = data["test"]
     at_half = score_at_threshold(test.labels.numpy(), scores_of(test), 0.5)
-    fakes, reals = development_sets(data["cifake_root"], data["ddpm32_root"], data["generators_root"],
-                                    held_out_generators(recipe.train_fakes))
+    held_out = held_out_generators(recipe.train_fakes)
+    fakes, reals = data["development"] if not held_out else development_sets(
+        data["cifake_root"], data["ddpm32_root"], data["generators_root"], held_out)
     faces = {prep: score_at_threshold(d.labels.numpy(), scores_of(d))["auroc"] for prep, d in data["faces"].items()}
     record = {"variant": name, "seed": seed, "recipe": recipe_name, "arch": arch, "arch_kwargs": arch_kwargs,
-              "protocol": protocol(recipe.train_fakes), "held_out_half": list(held_out_generators(recipe.train_fakes)),
+              "protocol": protocol(recipe.train_fakes), "held_out_half": list(held_out),
               "parameters": count_parameters(model), "images_per_epoch": history["n_train"],
               "training seconds": round(seconds, 1), "cifake test accuracy": at_half["accuracy"],
               "cifake test auroc": at_half["auroc"], "val threshold": history["threshold"],
@@ -152,8 +153,9 @@ def load_data(sample):
     faces_root = dataset_dir("faces_dir", sample)
     faces = {p: load_agiri(faces_root, preprocess=p, name="faces", verbose=False) for p in PREPROCESSINGS} \
         if faces_root.is_dir() else {}
-    return {"sample": sample, "cifake_root": cifake_root, "ddpm32_root": dataset_dir("ddpm32_dir", sample),
-            "generators_root": dataset_dir("generators32_dir", sample), "faces": faces,
+    roots = {"cifake_root": cifake_root, "ddpm32_root": dataset_dir("ddpm32_dir", sample),
+             "generators_root": dataset_dir("generators32_dir", sample)}
+    return {"sample": sample, **roots, "faces": faces, "development": development_sets(*roots.values()),
             "train": load_cifake(cifake_root, "train"), "test": load_cifake(cifake_root, "test")}
 
 
