@@ -44,6 +44,7 @@ from imagefiles import decode_files, list_files, skip_reason
 from project import ProjectError, shown
 
 FLAG_AUROC = 0.65
+MIN_PER_CLASS = 5                   # a shortcut test's 5 cross-validation folds need one file of each class each
 CLASS_FOLDERS = {"real": REAL, "0_real": REAL, "fake": FAKE, "1_fake": FAKE}
 EXTENSIONS = {"JPEG": {".jpg", ".jpeg", ".jpe"}, "PNG": {".png"}, "WEBP": {".webp"}, "GIF": {".gif"},
               "BMP": {".bmp"}, "TIFF": {".tif", ".tiff"}}
@@ -174,6 +175,10 @@ def shortcut_test(features, labels, splits, model, importance=False, seed=0):
     on test where both splits exist, else 5-fold cross-validated; with `importance`, how much permuting each feature
     lowers AUROC on held-out data (the test split, or half of the data)."""
     features, labels, splits = np.asarray(features, dtype=np.float64), np.asarray(labels), np.asarray(splits)
+    counts = {LABEL_NAMES[c].lower(): int((labels == c).sum()) for c in (FAKE, REAL)}
+    if min(counts.values()) < MIN_PER_CLASS:
+        raise ProjectError(f"a shortcut test needs at least {MIN_PER_CLASS} readable files of each class (its "
+                           f"5-fold cross-validation), got {counts['fake']} fake and {counts['real']} real")
     if {"train", "test"} <= set(splits):
         train, test = splits == "train", splits == "test"
         scores = model.fit(features[train], labels[train]).predict_proba(features[test])[:, 1]
@@ -263,17 +268,21 @@ def colour_model():
 def compare_sets(paths, labels, images, threshold=FLAG_AUROC):
     """Shortcut tests (a) and (b), cross-validated, between two sets of readable image files that sit anywhere (a
     user's fakes and reals): `labels` REAL / FAKE per path, `images` their uint8 N x 3 x 32 x 32 decodings.
-    Returns {"metadata": test (a) with its strongest features, "colour": test (b), "flag": a sentence or None}."""
+    Returns {"metadata": test (a) with its strongest features, "colour": test (b), "flag": a sentence or None,
+    "not_run": None, or the one line that says why neither test ran (under MIN_PER_CLASS files on a side)}."""
     facts = pd.DataFrame(facts_of([str(p) for p in paths]))
     ok = facts["error"].isna().to_numpy() if "error" in facts else np.ones(len(facts), bool)
     labels, one_split = np.asarray(labels), np.full(len(labels), "all")
-    meta = metadata_test(facts[ok].reset_index(drop=True), labels[ok], one_split[ok])
-    colour = shortcut_test(colour_features(images), labels, one_split, colour_model())
+    try:
+        meta = metadata_test(facts[ok].reset_index(drop=True), labels[ok], one_split[ok])
+        colour = shortcut_test(colour_features(images), labels, one_split, colour_model())
+    except ProjectError as e:                     # too few files: say so, and let the scoring go on
+        return {"metadata": None, "colour": None, "flag": None, "not_run": f"audit not run: {e}"}
     flag = None
     if meta["auroc"] >= threshold:
         flag = (f"{metadata_flag(meta, threshold, 'the two sets')}: a detector's figures on them say little about "
                 f"the images")
-    return {"metadata": meta, "colour": colour, "flag": flag}
+    return {"metadata": meta, "colour": colour, "flag": flag, "not_run": None}
 
 
 def colour_test(root, layout, verbose=True):

@@ -1,4 +1,5 @@
-"""The study's shared code, in the order of the study: the datasets, the batcher, the networks, the checkpoints.
+"""The study's shared code, in the order of the study: the datasets, the batcher, the networks (checkpoints:
+checkpoints.py).
 
 Datasets: CIFAKE, AGIRI and CIFAR-100 are each read into one in-memory form, an `ImageSet` (uint8 images
 N x 3 x 32 x 32, labels REAL = 1 / FAKE = 0, content classes where the dataset has them, the source of every
@@ -7,8 +8,6 @@ image, and a `LoadReport` that accounts for every file found). Image files are d
 Networks: `CIFAKE_CNN`, the PyTorch CIFAR-10 tutorial net with one logit (optionally with an `SRMLayer` after its
 first block), and `StrongCNN`, the stronger small detector. P(real) = sigmoid(logit).
 """
-import io
-import json
 import pickle
 import re
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from PIL import Image
 
 from generalise import INPUTS, PatchCNN, highpass, input_config
 from imagefiles import IMAGE_SIZE, PREPROCESSINGS, crops_per_image, decode_folder, list_files
-from project import DOWNLOAD_HINT, ProjectError, atomic_write_bytes, config_path, shown
+from project import DOWNLOAD_HINT, ProjectError, config_path, shown
 
 # ----------------------------------------------------------------------------------------------
 # Conventions
@@ -154,12 +153,16 @@ def load_cifake(root=None, split="train", use_cache=True, verbose=True):
 
 def load_agiri(root=None, preprocess="resize", use_cache=True, verbose=True, name="AGIRI"):
     """The AGIRI test split `root/test/{fake,real}/*` (images of any size, mode and format) at 32 x 32; any folder
-    in that layout (the faces stand-in) with its own `name`."""
+    in that layout (the faces stand-in) with its own `name`, or, where `root` has no test/ but fake/ and real/
+    folders of its own, those (the AGIRI train subset, 224 px, re-saved)."""
     root = config_path("AGIRI_dir") if root is None else Path(root)
     if preprocess not in PREPROCESSINGS:
         raise ProjectError(f"unknown preprocessing '{preprocess}' (choose from {', '.join(PREPROCESSINGS)})")
-    return load_image_folders(root, "test", name, f"{root.name}/test/{{fake,real}}/*", preprocess=preprocess,
-                              max_pixels=AGIRI_MAX_PIXELS, use_cache=use_cache, verbose=verbose)
+    flat = not (root / "test").is_dir() and all((root / side).is_dir() for side in ("fake", "real"))
+    split = "" if flat else "test"
+    return load_image_folders(root, split, name, f"{root.name}/{split + '/' if split else ''}{{fake,real}}/*",
+                              preprocess=preprocess, max_pixels=AGIRI_MAX_PIXELS, use_cache=use_cache,
+                              verbose=verbose)
 
 
 def load_fakes(root, name, use_cache=True, verbose=True):
@@ -167,6 +170,29 @@ def load_fakes(root, name, use_cache=True, verbose=True):
     images from elsewhere (`ImageSet.join`)."""
     return load_image_folders(root, "", name, f"{Path(root).name}/fake/*", use_cache=use_cache, verbose=verbose,
                               labels=(FAKE,))
+
+
+def fixed_half(n, part, seed=0):
+    """The sorted indices of one half ("train" or "test") of n items, from a seeded permutation: the same every run."""
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[:n // 2] if part == "train" else order[n // 2:])
+
+
+def generator_fakes(root, name, part=None, verbose=False):
+    """A generator's images, `root/NAME/fake/*` (generators32), or one fixed half of them: part "train" or "test"."""
+    fakes = load_fakes(Path(root) / name, name, verbose=verbose)
+    return fakes if part is None else fakes.subset(fixed_half(len(fakes), part))
+
+
+def development_sets(cifake_root, ddpm32_root, generators_root, held_out=()):
+    """(fakes, reals): {generator: its images}, for the DDPM-32 samples and every folder of generators32 (a generator
+    added there later is scored too), and CIFAKE's 10,000 test reals to rank them against. For the generators named
+    in `held_out`, only the half that generator:NAME training never sees."""
+    reals = load_cifake(cifake_root, "test", verbose=False)
+    fakes = {"ddpm-cifar10-32": load_fakes(ddpm32_root, "ddpm-cifar10-32", verbose=False)}
+    for folder in sorted(p for p in Path(generators_root).iterdir() if (p / "fake").is_dir()):
+        fakes[folder.name] = generator_fakes(generators_root, folder.name, "test" if folder.name in held_out else None)
+    return fakes, reals.subset(reals.labels == REAL)
 
 
 def load_cifar100(root=None, split="test", verbose=True):
@@ -391,59 +417,3 @@ def build_model(arch="cnn", **kwargs):
 
 def count_parameters(model):
     return sum(p.numel() for p in model.parameters())
-
-
-# ----------------------------------------------------------------------------------------------
-# Checkpoints: state dict + what rebuilds the model, and a JSON sidecar with how it was made
-
-CHECKPOINT_FORMAT = "cifake-detector/1"
-
-
-def read_sidecar(path):
-    """The JSON sidecar of a model file ({} if it has none)."""
-    path = Path(path).with_suffix(".json")
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def save_model(model, path, threshold=0.5, info=None):
-    """Write `path` (.pth) and its JSON sidecar, each atomically. The checkpoint keeps the model's calibration
-    temperature (`model.temperature`, 1 if unset) beside the weights."""
-    config = dict(model.config)
-    checkpoint = {"format": CHECKPOINT_FORMAT, "arch": config.pop("arch"), "arch_kwargs": config,
-                  "normalisation": "x / 127.5 - 1", "threshold": float(threshold),
-                  "temperature": float(getattr(model, "temperature", 1.0)),
-                  "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-    sidecar = {"file": Path(path).name, **model.config, "threshold": float(threshold), **(info or {})}
-    atomic_write_bytes(Path(path).with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode())
-
-
-def load_model(path, device="cpu"):
-    """Rebuild a model from a checkpoint written by save_model. Returns (model in eval mode, checkpoint
-    without its weights). Loads with weights_only=True, so a file from elsewhere cannot run code."""
-    path = Path(path)
-    if not path.is_file():
-        raise ProjectError(f"model file {shown(path)} not found: train one with `python code/train.py -mf {path.stem}` "
-                           f"or restore models/ from git")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ProjectError(f"{shown(path)} is damaged or not a PyTorch checkpoint ({type(e).__name__}); "
-                           f"retrain it or restore it from git") from None
-    needed = {"format", "arch", "arch_kwargs", "state_dict"}
-    if not isinstance(checkpoint, dict) or not needed <= checkpoint.keys() or \
-            checkpoint["format"] != CHECKPOINT_FORMAT:
-        raise ProjectError(f"{shown(path)} is not a checkpoint of this project (expected format {CHECKPOINT_FORMAT} "
-                           f"with keys {sorted(needed)}); save models with code/train.py")
-    model = build_model(checkpoint["arch"], **checkpoint["arch_kwargs"])
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as e:
-        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
-        raise ProjectError(f"{shown(path)}: the weights do not fit architecture {checkpoint['arch']} "
-                           f"{checkpoint['arch_kwargs']} ({first})") from None
-    model.temperature = float(checkpoint.get("temperature", 1.0))   # P(real) = sigmoid(logit / temperature)
-    meta = {k: v for k, v in checkpoint.items() if k != "state_dict"}
-    return model.to(device).eval(), meta

@@ -12,12 +12,11 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.optimize import minimize_scalar
-from scipy.stats import bootstrap, rankdata
+from scipy.stats import rankdata
 from sklearn.metrics import (average_precision_score, confusion_matrix, precision_recall_fscore_support,
                              roc_auc_score, roc_curve)
 
-from classes import AGIRI_MAX_PIXELS, FAKE, LABEL_NAMES, REAL, load_cifake, load_fakes, normalise
-from generalise import fixed_half
+from classes import AGIRI_MAX_PIXELS, FAKE, LABEL_NAMES, REAL, normalise
 from imagefiles import IMAGE_SIZE, crops_per_image, decode_files
 from project import REPO_ROOT, ProjectError
 
@@ -26,6 +25,7 @@ SCORES_DIR = REPO_ROOT / "data" / ".scores"            # logits kept by ScoreSto
 SWEEP_THRESHOLDS = tuple(round(t, 1) for t in np.arange(0.1, 0.95, 0.1))
 ECE_BINS = 15                       # equal-width bins of the confidence in the call
 BOOTSTRAP_RESAMPLES = 1000          # resamples of the test images behind every 95% interval
+MIN_PER_CLASS_FOR_INTERVAL = 5      # fewer images of a class than this: no interval (a handful of values is not one)
 
 
 @torch.inference_mode()
@@ -206,28 +206,53 @@ def score_at_threshold(labels, scores, threshold=0.5):
 
 def bootstrap_intervals(labels, scores, threshold=0.5, resamples=BOOTSTRAP_RESAMPLES, level=0.95, seed=0,
                         metrics=("accuracy", "auroc")):
-    """Percentile-bootstrap confidence intervals (images resampled with replacement): how far a figure could move on
-    another draw of test images of the same size. `metrics`: any of accuracy (at `threshold`), auroc, ap,
-    fakes_caught (share of fakes called fake) and reals_kept (share of reals called real).
-    Returns {metric: (low, high)}."""
+    """Percentile-bootstrap confidence intervals: how far a figure could move on another draw of test images with as
+    many fakes and reals. Images are resampled with replacement within each class (stratified), so no resample lacks
+    a class. `metrics`: any of accuracy (at `threshold`), auroc, ap, fakes_caught (share of fakes called fake) and
+    reals_kept (share of reals called real). Returns {metric: (low, high)}, or {metric: None} where a class the
+    metric needs has fewer than MIN_PER_CLASS_FOR_INTERVAL images: too few for an interval to mean anything."""
     labels, scores = np.asarray(labels), np.asarray(scores)
-    options = dict(n_resamples=resamples, confidence_level=level, method="percentile", batch=100)  # 100 rows at once
-    paired = {"ap": average_precision_score, "fakes_caught": lambda y, s: np.mean(s[y == FAKE] < threshold),
-              "reals_kept": lambda y, s: np.mean(s[y == REAL] >= threshold)}
-    intervals = {}
+    members = {c: np.flatnonzero(labels == c) for c in (FAKE, REAL)}
+    needs = {"fakes_caught": (FAKE,), "reals_kept": (REAL,)}
+    called_real = scores >= threshold
+    statistic = {"accuracy": lambda y, s, r: (r == (y == REAL)).mean(-1), "auroc": lambda y, s, r: rank_auroc(y, s),
+                 "ap": lambda y, s, r: np.array([average_precision_score(*row) for row in zip(y, s)]),
+                 "fakes_caught": lambda y, s, r: np.where(y == FAKE, ~r, 0).sum(-1) / (y == FAKE).sum(-1),
+                 "reals_kept": lambda y, s, r: np.where(y == REAL, r, 0).sum(-1) / (y == REAL).sum(-1)}
+    enough = lambda metric: all(len(members[c]) >= MIN_PER_CLASS_FOR_INTERVAL for c in needs.get(metric, (FAKE, REAL)))
+    wanted = [metric for metric in metrics if enough(metric)]
+    values = {metric: [] for metric in wanted}
+    rng = np.random.default_rng(seed)
+    for start in range(0, resamples if wanted else 0, 100):             # 100 resamples at a time: vectorised, bounded
+        rows = min(100, resamples - start)
+        index = np.concatenate([rng.choice(m, (rows, len(m))) for m in members.values() if len(m)], axis=1)
+        y, s, r = labels[index], scores[index], called_real[index]
+        for metric in wanted:
+            values[metric].append(statistic[metric](y, s, r))
+    tail = 50 * (1 - level)
+    return {metric: tuple(float(v) for v in np.percentile(np.concatenate(values[metric]), [tail, 100 - tail]))
+            if metric in values else None for metric in metrics}
+
+
+def figures_with_intervals(labels, scores, threshold, metrics=("accuracy", "auroc", "ap")):
+    """Counts, accuracy at 0.5, and each of `metrics` (accuracy at `threshold`, AUROC, AP) with its 95% bootstrap
+    interval (None where a class is too small for one): one flat, JSON-ready row."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    point, intervals = score_at_threshold(labels, scores, threshold), bootstrap_intervals(labels, scores, threshold,
+                                                                                          metrics=metrics)
+    row = {"n_fake": int((labels == FAKE).sum()), "n_real": int((labels == REAL).sum()), "threshold": float(threshold),
+           "accuracy at 0.5": score_at_threshold(labels, scores, 0.5)["accuracy"]}
     for metric in metrics:
-        rng = np.random.default_rng(seed)
-        if metric == "accuracy":                     # a mean of 0/1 values: vectorised, fast
-            correct = ((scores >= threshold).astype(int) == labels).astype(float)
-            interval = bootstrap((correct,), np.mean, rng=rng, **options).confidence_interval
-        elif metric == "auroc":                      # ranks, 100 resamples at a time: 20x faster than a loop here
-            interval = bootstrap((labels, scores), rank_auroc, paired=True, vectorized=True, rng=rng,
-                                 **options).confidence_interval
-        else:
-            interval = bootstrap((labels, scores), paired[metric], paired=True, vectorized=False, rng=rng,
-                                 **options).confidence_interval
-        intervals[metric] = (float(interval.low), float(interval.high))
-    return intervals
+        low, high = intervals[metric] or (None, None)
+        row.update({metric: point[metric], f"{metric}, 95% low": low, f"{metric}, 95% high": high})
+    return row
+
+
+def shown_interval(interval, digits=4):
+    """'(low-high)' for an interval of bootstrap_intervals, or a note where the set was too small for one."""
+    if interval is None:
+        return f"(no interval: under {MIN_PER_CLASS_FOR_INTERVAL} images of a class)"
+    return f"({interval[0]:.{digits}f}-{interval[1]:.{digits}f})"
 
 
 def rank_auroc(labels, scores, axis=-1):
@@ -336,23 +361,6 @@ def evaluate_fakes(model, fake_files, real_files, threshold, device="cpu", model
 
 
 DEV_GENERATORS = ("ddpm-cifar10-32", "ddpm-retrained", "gan-small")   # compare detectors; never train a shipped one
-
-
-def generator_fakes(root, name, part=None, verbose=False):
-    """A generator's images, `root/NAME/fake/*` (generators32), or one fixed half of them: part "train" or "test"."""
-    fakes = load_fakes(Path(root) / name, name, verbose=verbose)
-    return fakes if part is None else fakes.subset(fixed_half(len(fakes), part))
-
-
-def development_sets(cifake_root, ddpm32_root, generators_root, held_out=()):
-    """(fakes, reals): {generator: its images}, for the DDPM-32 samples and every folder of generators32 (a generator
-    added there later is scored too), and CIFAKE's 10,000 test reals to rank them against. For the generators named
-    in `held_out`, only the half that generator:NAME training never sees."""
-    reals = load_cifake(cifake_root, "test", verbose=False)
-    fakes = {"ddpm-cifar10-32": load_fakes(ddpm32_root, "ddpm-cifar10-32", verbose=False)}
-    for folder in sorted(p for p in Path(generators_root).iterdir() if (p / "fake").is_dir()):
-        fakes[folder.name] = generator_fakes(generators_root, folder.name, "test" if folder.name in held_out else None)
-    return fakes, reals.subset(reals.labels == REAL)
 
 
 def generator_figures(scores_of, fakes, reals):

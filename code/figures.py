@@ -75,12 +75,11 @@ def grouped_bars(table, ylabel, title="", reference=None):
         figsize=(max(7, 0.4 * len(table)), 4), width=0.8)
     if reference is not None:
         ax.axhline(reference, color="grey", ls=":", lw=1)
-    ax.set(ylabel=ylabel, xlabel="", ylim=(max(0, table.min().min() - 0.1), 1.0))
-    ax.set_title(title, pad=26)                                   # above the legend
+    ax.set(ylabel=ylabel, xlabel="", ylim=(max(0, table.min().min() - 0.1), 1.0), title=title)
     ax.tick_params(axis="x", labelrotation=60)
     plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncol=min(5, table.shape[1]), loc="lower center", bbox_to_anchor=(0.5, 1.06))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))     # beside the plot: clear of the title
     ax.figure.tight_layout()
     return ax.figure
 

@@ -226,12 +226,6 @@ FAKE_MAKERS = {"resample": resample_fakes, "autoencoder": autoencoder_fakes,
                "autoencoder_tconv": lambda images, **kw: autoencoder_fakes(images, decoder="transposed", **kw)}
 
 
-def fixed_half(n, part, seed=0):
-    """The sorted indices of one half ("train" or "test") of n items, from a seeded permutation: the same every run."""
-    order = np.random.default_rng(seed).permutation(n)
-    return np.sort(order[:n // 2] if part == "train" else order[n // 2:])
-
-
 def make_fakes(maker, images, seed=0, device="cpu", folder=FAKES_DIR, progress=True):
     """FAKE_MAKERS[maker] applied to uint8 real images, kept on disk under the maker, its settings, the seed and the
     images' contents: a second run with the same real images reads them back."""

@@ -193,6 +193,23 @@ def make_faces(root, rng, photos, n_real=40, n_fake=8, side=64):
             (out / f"{i:04d}.jpg").write_bytes(jpeg_bytes(stand_in_fake(rgb, kernel) if folder == "fake" else rgb, 75))
 
 
+def make_agiri_subset(root, rng, photos, n_real=20, n_fake=24, side=56):
+    """The AGIRI train subset's format, {fake,real}/tristan_*: square re-saved images, the reals all JPEG at quality
+    75, the fakes JPEG and PNG in turn (the format tells some fakes, as in the real subset)."""
+    kernel = upsampler_kernel()
+    for folder, n in (("real", n_real), ("fake", n_fake)):
+        out = Path(root) / folder
+        out.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            rgb = real_crop(rng, photos, size=side, max_region=400)
+            if folder == "fake":
+                rgb = stand_in_fake(rgb, kernel)
+                if i % 2:
+                    Image.fromarray(rgb).save(out / f"tristan_fake_{i}.png")
+                    continue
+            (out / f"tristan_{folder}_{i}.jpg").write_bytes(jpeg_bytes(rgb, 75))
+
+
 def make_fakes_only(root, rng, photos, n=20):
     """The DDPM-32 set's format, fake/*.jpg: 32 x 32 generated images and no real side."""
     out = Path(root) / "fake"
@@ -216,8 +233,8 @@ def make_sample_data(root=None, seed=0, n_train=1000, n_test=200, cifar100_per_c
     """Write the sample datasets under `root` (default: config.json's sample_dir), each in the format of its
     real counterpart's folder; returns root."""
     root = Path(root) if root is not None else config_path("sample_dir")
-    folders = {key: config_path(key).name for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir", "faces_dir",
-                                                        "ddpm32_dir", "generators32_dir")}
+    folders = {key: config_path(key).name for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir", "agiri_subset_dir",
+                                                        "faces_dir", "ddpm32_dir", "generators32_dir")}
     for name in folders.values():
         shutil.rmtree(root / name, ignore_errors=True)          # regenerate from scratch, no stale files
     rng = np.random.default_rng(seed)
@@ -226,6 +243,7 @@ def make_sample_data(root=None, seed=0, n_train=1000, n_test=200, cifar100_per_c
     make_cifar100(root / folders["CIFAR100_dir"], rng, photos, *cifar100_per_class)
     make_agiri(root / folders["AGIRI_dir"], rng, photos, agiri_per_class)
     make_faces(root / folders["faces_dir"], rng, photos)
+    make_agiri_subset(root / folders["agiri_subset_dir"], rng, photos)
     make_fakes_only(root / folders["ddpm32_dir"], rng, photos)
     make_generators32(root / folders["generators32_dir"], rng, photos)
     (root / "README.md").write_text(f"# Generated sample data\n\n{STAND_IN_NOTE}.\n"

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd
 
 import cli
-from classes import load_model
+from checkpoints import load_model
 from evaluate import MODEL_CARD, find_image_files, out_of_domain_notice, parse_threshold, score_files
 from imagefiles import PREPROCESSINGS
 from project import model_path, pick_device

@@ -141,8 +141,34 @@ def git_commit():
 
 def atomic_write_bytes(path, data):
     """Write `data` to `path` through a temporary file and a rename, so a crash never leaves half a file."""
+    atomic_write_files({path: data})
+
+
+def atomic_write_files(contents):
+    """Write {path: bytes}: every file to a temporary name first, then each renamed into place, so a failure while
+    writing leaves none of them changed (a model and its sidecar land together or not at all)."""
+    staged = []
+    try:
+        for path, data in contents.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            staged.append((tmp, path))
+            tmp.write_bytes(data)
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+
+
+def check_writable(path):
+    """Refuse, in one line and before any work, a destination file that could not be written: `path` may be a str
+    or a Path; its folder must exist (or be creatable) and be writable, and `path` must not be a folder."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    if path.is_dir():
+        raise ProjectError(f"{shown(path)} is a folder: give a file name such as {shown(path / 'my_model.pth')}")
+    folder = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ProjectError(f"cannot write {shown(path)}: {shown(folder)} is not a writable folder")
+    return path

@@ -13,7 +13,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cli
-from classes import load_cifake, load_model
+from checkpoints import load_model
+from classes import load_cifake
 from evaluate import predict_logits, probability, score_at_threshold, temperature_of
 from perturb import blur, jpeg, noise, rescale
 from project import ProjectError, cifake_root, model_file, model_path, pick_device

@@ -23,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd
 
 import cli
-from classes import load_cifake, load_model
+from checkpoints import load_model
+from classes import load_cifake
 from evaluate import (bootstrap_intervals, confusion_table, evaluate_cifake, evaluate_fakes, find_image_files,
-                      out_of_domain_notice, parse_threshold, per_class_table)
+                      out_of_domain_notice, parse_threshold, per_class_table, shown_interval)
 from project import DOWNLOAD_HINT, ProjectError, absolute, cifake_root, model_path, pick_device, shown
 
 
@@ -61,9 +62,9 @@ def main(argv=None):
 
     pd.set_option("display.precision", 4)
     print(f"\nmodel {path.stem} on {dataset.name}: n = {result['n']}, threshold {threshold:g}")
-    (acc_low, acc_high), (auc_low, auc_high) = result["interval95"]["accuracy"], result["interval95"]["auroc"]
-    print(f"accuracy {result['accuracy']:.4f} (95% bootstrap interval {acc_low:.4f}-{acc_high:.4f})   "
-          f"ROC AUC {result['auroc']:.4f} ({auc_low:.4f}-{auc_high:.4f})   average precision {result['ap']:.4f}")
+    intervals = result["interval95"]
+    print(f"accuracy {result['accuracy']:.4f} {shown_interval(intervals['accuracy'])} (95% bootstrap interval)   "
+          f"ROC AUC {result['auroc']:.4f} {shown_interval(intervals['auroc'])}   average precision {result['ap']:.4f}")
     print(f"expected calibration error {result['ece']:.4f} (15 bins; temperature {model.temperature:.3f}, "
           f"fitted on validation)")
     print(f"\n{per_class_table(result).to_string()}\n\n{confusion_table(result).to_string()}")
@@ -97,15 +98,20 @@ def test_fakes(args, model, path, threshold, device):
     result = {"model": path.stem, "model_file": shown(path), "dataset": f"{shown(args.fakes)} vs {shown(reals)}",
               "fakes_dir": shown(args.fakes), "reals_dir": shown(reals), "sample_data": args.sample,
               "temperature": model.temperature, **result,
-              "audit": {"metadata_auroc": checks["metadata"]["auroc"],
-                        "metadata_auroc_95": checks["metadata"]["auroc_95"],
-                        "metadata_features": checks["metadata"]["features"], "colour_auroc": checks["colour"]["auroc"],
-                        "colour_auroc_95": checks["colour"]["auroc_95"], "flag": checks["flag"]}}
+              "audit": {"metadata_auroc": (checks["metadata"] or {}).get("auroc"),
+                        "metadata_auroc_95": (checks["metadata"] or {}).get("auroc_95"),
+                        "metadata_features": (checks["metadata"] or {}).get("features"),
+                        "colour_auroc": (checks["colour"] or {}).get("auroc"),
+                        "colour_auroc_95": (checks["colour"] or {}).get("auroc_95"), "flag": checks["flag"],
+                        "not_run": checks["not_run"]}}
 
-    interval = lambda key: "({:.4f}-{:.4f})".format(*result["interval95"][key])
+    interval = lambda key: shown_interval(result["interval95"][key])
     a = result["audit"]
-    print(f"\naudit (cross-validated, the files alone): metadata AUROC {a['metadata_auroc']:.3f}, colour statistics "
-          f"AUROC {a['colour_auroc']:.3f} between the fakes and the reals")
+    if a["not_run"]:
+        print(f"\n{a['not_run']}")
+    else:
+        print(f"\naudit (cross-validated, the files alone): metadata AUROC {a['metadata_auroc']:.3f}, colour "
+              f"statistics AUROC {a['colour_auroc']:.3f} between the fakes and the reals")
     if a["flag"]:
         print(f"WARNING: {a['flag']}")
     print(f"\nmodel {path.stem}: {result['n_fake']} fakes in {result['fakes_dir']} against {result['n_real']} reals in "

@@ -18,14 +18,15 @@ from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 import perturb
-from classes import (FAKE, REAL, Batcher, ImageSet, LoadReport, build_model, count_parameters, load_cifake, load_model,
-                     read_sidecar, save_model, single_view)
-from evaluate import (choose_threshold, expected_calibration_error, fit_temperature, generator_fakes, predict_logits,
-                      predict_scores, probability, score_at_threshold)
+from checkpoints import load_model, read_sidecar, save_model
+from classes import (FAKE, REAL, Batcher, ImageSet, LoadReport, build_model, count_parameters, generator_fakes,
+                     load_cifake, single_view)
+from evaluate import (choose_threshold, expected_calibration_error, fit_temperature, predict_logits, predict_scores,
+                      probability, score_at_threshold)
 from generalise import FAKE_MAKERS, INPUTS, jitter_colour, make_fakes, shuffle_patches
 from perturb import AUGMENTATIONS
-from project import (ProjectError, cifake_root, dataset_dir, fast_bfloat16, git_commit, model_file, seed_everything,
-                     shown)
+from project import (ProjectError, check_writable, cifake_root, dataset_dir, fast_bfloat16, git_commit, model_file,
+                     seed_everything, shown)
 
 
 @dataclass(frozen=True)
@@ -321,8 +322,9 @@ def calibrate(model, val_set, device="cpu"):
 def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, device="cpu", sample=False,
                    log_every=0):
     """Train on the CIFAKE training split in `root` (default config.json's) with a validation split carved from
-    it, and save the model to `path` (with a JSON sidecar of everything needed to reproduce it) when given.
-    Returns (model, history)."""
+    it, and save the model to `path` (str or Path; with a JSON sidecar of everything needed to reproduce it) when
+    given: the destination is checked before training starts. Returns (model, history)."""
+    path = None if path is None else check_writable(path)
     dataset = load_cifake(root or cifake_root(sample=sample), "train")
     train_set, val_set = split_train_val(dataset, recipe.val_fraction, recipe.seed)
     print(f"training on {len(train_set)} images, validating on {len(val_set)}, device {device}, "

@@ -23,8 +23,8 @@ import pandas as pd
 import torch
 
 import cli
-from classes import count_parameters, load_agiri, load_cifake
-from evaluate import DEV_GENERATORS, development_sets, generator_figures, score_at_threshold, score_dataset
+from classes import count_parameters, development_sets, load_agiri, load_cifake
+from evaluate import DEV_GENERATORS, generator_figures, score_at_threshold, score_dataset
 from imagefiles import PREPROCESSINGS
 from project import REPO_ROOT, ProjectError, config_path, dataset_dir, git_commit, machine_description, pick_device
 from training import RECIPES, SAMPLE_EPOCHS, split_train_val, train_model

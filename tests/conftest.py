@@ -42,7 +42,8 @@ def sample_model(sample_root, tmp_path_factory, device):
     original recipe's constant lr swings between 52% and 90% from epoch to epoch."""
     from dataclasses import replace
 
-    from classes import load_cifake, save_model
+    from checkpoints import save_model
+    from classes import load_cifake
     from training import RECIPES, split_train_val, train_model
     train, val = split_train_val(load_cifake(sample_root / "CIFAKE", "train", verbose=False))
     model, history = train_model(train, val, replace(RECIPES["fast"], batch_size=32, epochs=8, amp=False),

@@ -1,6 +1,5 @@
 """classes.py: the three datasets (formats, accounting, content classes, the validation split), the batcher, the
-networks and the checkpoints; the real CIFAKE's facts where it is unpacked in data/CIFAKE."""
-import json
+networks; the real CIFAKE's facts where it is unpacked in data/CIFAKE."""
 import pickle
 import subprocess
 import sys
@@ -10,9 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from classes import (CIFAKE_CNN, FAKE, REAL, Batcher, SRMLayer, StrongCNN, build_model, count_parameters,
-                     load_agiri, load_cifake, load_cifar100, load_model, normalise,
-                     parse_cifar10_class, save_model, single_view)
+from checkpoints import load_model, save_model
+from classes import (CIFAKE_CNN, FAKE, REAL, Batcher, SRMLayer, StrongCNN, build_model, count_parameters, fixed_half,
+                     generator_fakes, load_agiri, load_cifake, load_cifar100, normalise, parse_cifar10_class,
+                     single_view)
 from training import split_train_val
 from project import REPO_ROOT, ProjectError
 
@@ -129,6 +129,15 @@ def test_agiri_class_folders_are_case_insensitive(tmp_path):
         Image.new("RGB", (50, 40), (10, 20, 30)).save(tmp_path / "test" / folder / "a.png")
     data = load_agiri(tmp_path, use_cache=False)
     assert sorted(data.labels.tolist()) == [FAKE, REAL]
+
+
+def test_agiri_loads_a_flat_fake_real_folder_when_there_is_no_test_split(sample_root, tmp_path):
+    data = load_agiri(sample_root / "agiri-subset224", name="subset", use_cache=False)
+    assert ((data.labels == FAKE).sum(), (data.labels == REAL).sum()) == (24, 20) and not data.report.skipped
+    assert data.name == "subset" and all(s.split("/")[0] in ("fake", "real") for s in data.sources)
+    (tmp_path / "fake").mkdir()
+    with pytest.raises(ProjectError, match="AGIRI not found"):                   # half a layout: one line
+        load_agiri(tmp_path, use_cache=False)
 
 
 def test_subset_keeps_every_field_aligned(sample_root):
@@ -252,51 +261,14 @@ def test_test_shift_averages_one_pixel_shifts_and_their_mirrors(tmp_path):
     assert load_model(tmp_path / "s.pth")[0].test_shift == 1
 
 
-# -- Checkpoints ---------------------------------------------------------------------------------
-
-def test_checkpoint_round_trip(tmp_path):
-    model = CIFAKE_CNN(attn=True).eval()
-    path = tmp_path / "m.pth"
-    save_model(model, path, threshold=0.42, info={"epochs": 3})
-    loaded, meta = load_model(path)
-    assert isinstance(loaded.srm, SRMLayer) and meta["threshold"] == 0.42 and meta["arch_kwargs"] == {"attn": True}
-    x = torch.randn(4, 3, 32, 32)
-    assert torch.equal(model(x), loaded(x))
-    sidecar = json.loads(path.with_suffix(".json").read_text())
-    assert sidecar["attn"] is True and sidecar["epochs"] == 3 and sidecar["threshold"] == 0.42
-    assert not list(tmp_path.glob("*.tmp"))
-
-
-def test_damaged_and_foreign_checkpoints_are_refused(tmp_path):
-    path = tmp_path / "m.pth"
-    save_model(CIFAKE_CNN(), path)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ProjectError, match="damaged"):
-        load_model(path)
-    torch.save({"weights": 1}, path)
-    with pytest.raises(ProjectError, match="not a checkpoint of this project"):
-        load_model(path)
-    save_model(CIFAKE_CNN(attn=True), path)
-    checkpoint = torch.load(path, weights_only=True)
-    checkpoint["arch_kwargs"] = {"attn": False}                    # weights of the attention model
-    torch.save(checkpoint, path)
-    with pytest.raises(ProjectError, match="do not fit"):
-        load_model(path)
-    with pytest.raises(ProjectError, match="not found"):
-        load_model(tmp_path / "absent.pth")
-    with pytest.raises(ProjectError, match="unknown architecture"):
-        build_model("transformer")
-
-
-def test_checkpoint_cannot_run_code(tmp_path):
-    class Evil:
-        def __reduce__(self):
-            return (print, ("this must never run",))
-    path = tmp_path / "evil.pth"
-    torch.save({"format": "x", "payload": Evil()}, path)
-    with pytest.raises(ProjectError, match="damaged or not a PyTorch checkpoint"):
-        load_model(path)
+def test_fixed_halves_split_once_and_always_the_same_way(sample_root):
+    train, test = fixed_half(101, "train"), fixed_half(101, "test")
+    assert len(train) == 50 and len(test) == 51 and not set(train) & set(test)
+    assert np.array_equal(train, fixed_half(101, "train"))
+    root = sample_root / "generators32"
+    whole, halves = generator_fakes(root, "gan-small"), [generator_fakes(root, "gan-small", p) for p in ("train", "test")]
+    assert (whole.labels == FAKE).all() and sorted(halves[0].sources + halves[1].sources) == sorted(whole.sources)
+    assert not set(halves[0].digests) & set(halves[1].digests)
 
 
 # -- The real CIFAKE, where it has been unpacked into data/CIFAKE --------------------------------
@@ -326,8 +298,8 @@ def test_real_cifake_has_378_test_fakes_leaked_from_train():
     assert leaked.sum() == 378 and (test.labels[torch.from_numpy(leaked)] == FAKE).all()
 
 
-REAL_CIFAR100, REAL_FACES, REAL_DDPM32 = (REPO_ROOT / "data" / name for name in
-                                          ("CIFAR100", "faces-ddpm-celebahq", "ddpm-cifar10-32"))
+REAL_CIFAR100, REAL_FACES, REAL_DDPM32, REAL_AGIRI_SUBSET = (REPO_ROOT / "data" / name for name in (
+    "CIFAR100", "faces-ddpm-celebahq", "ddpm-cifar10-32", "agiri-subset224"))
 
 
 @pytest.mark.real_data
@@ -352,3 +324,11 @@ def test_real_transfer_sets_load_every_file():
     assert (faces.labels == FAKE).sum() == 100 and (faces.labels == REAL).sum() == 2048 and not faces.report.skipped
     ddpm = load_fakes(REAL_DDPM32, "DDPM-32")
     assert len(ddpm) == 129 and (ddpm.labels == FAKE).all() and ddpm.images.shape[1:] == (3, 32, 32)
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not (REAL_AGIRI_SUBSET / "fake").is_dir(),
+                    reason="the AGIRI train subset is not in data/ (../shared/data/agiri-subset224.tar.gz)")
+def test_real_agiri_subset_loads_every_file():
+    data = load_agiri(REAL_AGIRI_SUBSET, name="AGIRI train subset, 224 px, re-saved")
+    assert (data.labels == FAKE).sum() == 969 and (data.labels == REAL).sum() == 800 and not data.report.skipped

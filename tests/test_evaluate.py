@@ -9,7 +9,7 @@ import torch
 from classes import load_cifake
 from evaluate import (accuracy_by_group, bootstrap_intervals, rank_auroc, choose_threshold, expected_calibration_error,
                       fit_temperature, leaked_test_images, out_of_domain_notice, probability, reliability_table,
-                      score_at_threshold, share_called_real, threshold_sweep)
+                      score_at_threshold, share_called_real, shown_interval, threshold_sweep)
 
 
 def test_metrics_against_hand_computed_values():
@@ -139,6 +139,18 @@ def test_bootstrap_intervals_of_the_class_shares_and_ap_bracket_the_figures():
                        ("reals_kept", point["per_class"]["Real"]["recall"])):
         low, high = intervals[key]
         assert low < value < high and high - low < 0.15
+
+
+def test_bootstrap_resamples_within_each_class_and_declines_tiny_classes():
+    labels, scores = np.array([0, 0, 0] + [1] * 200), np.r_[0.1, 0.6, 0.7, np.linspace(0.2, 1, 200)]
+    intervals = bootstrap_intervals(labels, scores, 0.5, metrics=("accuracy", "auroc", "fakes_caught", "reals_kept"))
+    assert intervals["auroc"] is None and intervals["fakes_caught"] is None and intervals["accuracy"] is None
+    low, high = intervals["reals_kept"]
+    assert low <= score_at_threshold(labels, scores, 0.5)["per_class"]["Real"]["recall"] <= high
+    labels, scores = np.array([0] * 5 + [1] * 500), np.r_[np.linspace(0, 0.4, 5), np.linspace(0.3, 1, 500)]
+    low, high = bootstrap_intervals(labels, scores, 0.5, metrics=("fakes_caught",))["fakes_caught"]
+    assert low == high == 1.0                        # every resample holds exactly five fakes, all caught: no nan
+    assert shown_interval(None).startswith("(no interval") and shown_interval((0.1, 0.25), 2) == "(0.10-0.25)"
 
 
 def test_out_of_domain_notice_quotes_the_model_card(tmp_path):

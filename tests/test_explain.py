@@ -7,7 +7,8 @@ import torch
 
 pytest.importorskip("pytorch_grad_cam", reason="grad-cam is not installed (pip install -r requirements.txt)")
 
-from classes import StrongCNN, load_cifake, load_model
+from checkpoints import load_model
+from classes import StrongCNN, load_cifake
 from explain import cam_maps, gate_statistics, overlay, srm_gates
 from training import RECIPES, split_train_val, train_model
 

@@ -111,12 +111,6 @@ def test_the_autoencoder_learns_and_its_fakes_are_cached(tmp_path, monkeypatch):
     assert torch.equal(first, again) and len(calls) == 1 and len(list(tmp_path.iterdir())) == 1
 
 
-def test_fixed_halves_split_once_and_always_the_same_way():
-    train, test = generalise.fixed_half(101, "train"), generalise.fixed_half(101, "test")
-    assert len(train) == 50 and len(test) == 51 and not set(train) & set(test)
-    assert np.array_equal(train, generalise.fixed_half(101, "train"))
-
-
 @pytest.fixture(scope="module")
 def sample_split(sample_root):
     return split_train_val(load_cifake(sample_root / "CIFAKE", "train", verbose=False))

@@ -153,6 +153,43 @@ def test_test_cli_fakes_against_own_reals_notes_other_sizes(sample_model, genera
     assert report["not_32x32"] == 1 and "1 of 111 images are not 32x32" in result.stdout
 
 
+AGIRI_SUBSET = REPO_ROOT / "data" / "agiri-subset224"
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not (AGIRI_SUBSET / "fake").is_dir(), reason="the AGIRI train subset is not in data/ "
+                    "(../shared/data/agiri-subset224.tar.gz)")
+def test_test_cli_scores_the_agiri_subset_as_a_user_would(tmp_path):
+    out = tmp_path / "agiri.json"
+    result = run(["test.py", "-mf", "base_model", "--fakes", "data/agiri-subset224/fake", "--reals",
+                  "data/agiri-subset224/real", "--json", str(out)], ".")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert (report["n_fake"], report["n_real"], report["skipped"]) == (969, 800, [])
+    assert report["audit"]["flag"] and "WARNING: metadata alone separates the two sets" in result.stdout
+    assert report["not_32x32"] == 969 + 800 and all(v is not None for v in report["interval95"].values())
+
+
+@pytest.mark.parametrize("n_fakes", [1, 3])
+def test_test_cli_fakes_with_a_handful_of_fakes_says_what_it_cannot_estimate(sample_model, generator_folders,
+                                                                              tmp_path, n_fakes):
+    path, _ = sample_model
+    few = tmp_path / "few"
+    few.mkdir()
+    for file in sorted(generator_folders["broken"].glob("*.jpg"))[:n_fakes]:
+        (few / file.name).write_bytes(file.read_bytes())
+    out = tmp_path / "few.json"
+    target = few / next(few.iterdir()).name if n_fakes == 1 else few          # one file named, or a folder
+    result = run(["test.py", "-mf", str(path), "--fakes", str(target), "--reals", str(generator_folders["reals"]),
+                  "--json", str(out)], ".")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    report = json.loads(out.read_text())
+    assert report["n_fake"] == n_fakes and report["audit"]["metadata_auroc"] is None
+    assert "audit not run: a shortcut test needs at least 5" in result.stdout and "nan" not in result.stdout
+    assert report["interval95"]["auroc"] is None and report["interval95"]["reals_kept"] is not None
+    assert "no interval: under 5 images of a class" in result.stdout
+
+
 @pytest.mark.parametrize("side", ["fakes", "reals"])
 def test_test_cli_fakes_refuses_an_empty_folder_in_one_line(sample_model, generator_folders, side):
     path, _ = sample_model
@@ -252,15 +289,23 @@ def test_reproduce_sample_writes_a_stamped_report(sample_results):
                     "## CIFAR-100 (300 images", "### Per coarse class", "## AGIRI test: every file accounted for",
                     "## DDPM faces vs CelebA-HQ (a stand-in for AGIRI) (48 images)",
                     "## Another generator at 32 x 32: 20 DDPM samples against the 200 real CIFAKE test images",
-                    "## Transfer at a glance", "## Beside the original study"):
+                    "## AGIRI train subset, 224 px, re-saved (44 images)", "## Transfer at a glance",
+                    "## Beside the original study"):
         assert section in report
     figures = ("roc_cifake.png", "robustness.png", "cifar100_coarse.png", "sweep_base_model.png", "reliability.png")
     for figure in figures:
         assert (tmp_path / figure).stat().st_size > 1000 and f"]({figure})" in report
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results["transfer"]) == {"base_model", "attn_model", "mini_model", "strong_model", "strong_aug_model"}
-    assert {"faces AUROC (resize)", "faces AUROC (best crop)", "DDPM-32 AUROC", "CIFAR-100 share called real"} <= set(
+    assert {"faces AUROC (resize)", "faces AUROC (best crop)", "DDPM-32 AUROC", "CIFAR-100 share called real",
+            "AGIRI subset AUROC (resize)", "AGIRI subset AUROC, JPEG fakes (resize)"} <= set(
         results["transfer"]["strong_model"])
+    subset = results["agiri_subset"]
+    assert (subset["n_fake"], subset["n_real"], subset["fake formats"]) == (24, 20, {"JPEG": 12, "PNG": 12})
+    assert len(subset["models"]) == 5 * 3 * 2                     # models x preprocessings x (all, JPEG fakes only)
+    jpeg_only = subset["models"]["base_model center_crop JPEG fakes only"]
+    assert (jpeg_only["n_fake"], jpeg_only["n_real"]) == (12, 20)
+    assert jpeg_only["auroc, 95% low"] <= jpeg_only["auroc"] <= jpeg_only["auroc, 95% high"]
     assert results["sample_data"] is True and results["methods"]["ece bins"] > 0
     assert set(results["cifake_test"]["accuracy by content class"]["cat"]) == set(results["transfer"])
     assert results["models"]["strong_model"]["recipe"]["name"] == "strong"

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import training
-from classes import build_model, load_cifake, load_model, save_model
+from checkpoints import load_model, save_model
+from classes import build_model, load_cifake
 from project import ProjectError, fast_bfloat16
 from training import RECIPES, SHIPPED_MODELS, Recipe, make_optimizer, make_schedule, split_train_val, train_model
 
@@ -147,3 +148,16 @@ def test_an_uncalibrated_shipped_model_is_calibrated_post_hoc(sample_root, tmp_p
     calibrated, sidecar = training.train_or_load("base_model", sample=True)
     assert calibrated.temperature == sidecar["temperature"] > 0 and sidecar["calibration"]["post_hoc"] is True
     assert torch.equal(calibrated.fc3.weight, model.fc3.weight)        # same weights
+
+
+def test_train_and_save_takes_a_str_path_and_checks_it_before_training(sample_root, tmp_path, monkeypatch):
+    recipe = replace(RECIPES["fast"], epochs=1, amp=False)
+    path = str(tmp_path / "x.pth")                                 # a str, as a notebook passes it
+    training.train_and_save(recipe, root=sample_root / "CIFAKE", path=path)
+    assert load_model(path)[1]["threshold"] == training.read_sidecar(path)["threshold"]
+    monkeypatch.setattr(training, "load_cifake", lambda *a, **k: pytest.fail("loaded data before checking the path"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for bad, message in ((blocker / "x.pth", "not a writable folder"), (tmp_path, "is a folder")):
+        with pytest.raises(ProjectError, match=message):
+            training.train_and_save(recipe, root=sample_root / "CIFAKE", path=str(bad))
