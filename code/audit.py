@@ -38,7 +38,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import cli
-from classes import FAKE, LABEL_NAMES, REAL, load_image_folders
+from classes import FAKE, LABEL_NAMES, REAL, load_image_files, load_image_folders
 from evaluate import bootstrap_intervals
 from imagefiles import decode_files, list_files, skip_reason
 from project import ProjectError, shown
@@ -283,6 +283,40 @@ def compare_sets(paths, labels, images, threshold=FLAG_AUROC):
         flag = (f"{metadata_flag(meta, threshold, 'the two sets')}: a detector's figures on them say little about "
                 f"the images")
     return {"metadata": meta, "colour": colour, "flag": flag, "not_run": None}
+
+
+def comparison_lines(checks, what="the fakes and the reals"):
+    """What compare_sets found, as the lines a script prints: the two AUROCs (or why no test ran), and a warning."""
+    if checks["not_run"]:
+        return [checks["not_run"]]
+    lines = [f"audit (cross-validated, the files alone): metadata AUROC {checks['metadata']['auroc']:.3f}, colour "
+             f"statistics AUROC {checks['colour']['auroc']:.3f} between {what}"]
+    return lines + ([f"WARNING: {checks['flag']}"] if checks["flag"] else [])
+
+
+def audit_fake_folders(folders, reals_dir):
+    """Before a user's generator output joins training (train.py --fakes): each folder's images loaded, listed
+    when unreadable, and compared with real images by compare_sets. Returns ([{folder, files, loaded, skipped,
+    digest}] for the model's sidecar, the lines to print). A folder with no readable image is refused in one line."""
+    real_images = load_image_files(reals_dir, "reals", REAL, verbose=False)
+    records, lines = [], []
+    for folder in folders:
+        fakes = load_image_files(folder, f"folder:{folder}", verbose=False)
+        if not len(fakes):
+            raise ProjectError(f"no readable image in {shown(folder)} (--fakes; {fakes.report.summary()}): give a "
+                               f"folder of images")
+        checks = compare_sets([*fakes.sources, *real_images.sources],
+                              np.r_[np.full(len(fakes), FAKE), np.full(len(real_images), REAL)],
+                              torch.cat([fakes.images, real_images.images]))
+        lines += [f"{shown(folder)}: {fakes.report.summary()}",
+                  *comparison_lines(checks, f"{shown(folder)} and {shown(reals_dir)} ({len(real_images)} images)"),
+                  *[f"skipped {shown(path)}: {reason}" for path, reason in fakes.report.skipped]]
+        records.append({"folder": shown(folder), "files": fakes.report.found, "loaded": fakes.report.loaded,
+                        "skipped": len(fakes.report.skipped),
+                        "digest": hashlib.sha1(np.sort(fakes.digests).tobytes()).hexdigest()[:16],
+                        "audit": {"metadata_auroc": (checks["metadata"] or {}).get("auroc"),
+                                  "colour_auroc": (checks["colour"] or {}).get("auroc"), "flag": checks["flag"]}})
+    return records, lines
 
 
 def colour_test(root, layout, verbose=True):

@@ -11,6 +11,7 @@
     python code/bench.py audit      # audit.py on CIFAKE: header pass, both shortcut tests; against a full decode
     python code/bench.py inputs     # one training step per network and input transform, against the plain image
     python code/bench.py makers     # each fake-maker on the 45,000 real training images, against a training epoch
+    python code/bench.py logo       # leave-one-generator-out, fast recipe, one seed, against one fast training
     python code/bench.py all        # all of the above
     python code/bench.py gpu        # on CUDA: the test suite, three trainings, test.py and predict.py, beside the CPU
 
@@ -38,7 +39,8 @@ from PIL import Image
 
 from classes import Batcher, CIFAKE_CNN, build_model, load_cifake, normalise
 from generalise import FAKE_MAKERS, INPUTS
-from evaluate import find_image_files, predict_scores, score_at_threshold, score_dataset, score_files
+from evaluate import predict_scores, score_at_threshold, score_dataset, score_files
+from imagefiles import find_image_files
 from imagefiles import decode_files
 from project import REPO_ROOT, config_path, fast_bfloat16, shown
 from training import RECIPES, split_train_val, train_model
@@ -228,6 +230,26 @@ def bench_recipes(root, recipes=("original", "fast"), seeds=(0, 1, 2), output=No
     return runs
 
 
+def bench_logo(sample=False):
+    """The benchmark's leave-one-generator-out protocol for the fast recipe (balanced sources), one seed, as
+    `variants.py --protocol logo` runs it (budget: 10 minutes on 2 cores), beside one plain fast training (CIFAKE
+    only) in the same run. Each step's seconds include its scoring."""
+    import variants
+    started = time.perf_counter()
+    data = variants.load_data(sample)
+    print(f"loading CIFAKE, the generators and the faces: {time.perf_counter() - started:.1f} s")
+    baseline, _ = timed(lambda: variants.run_benchmark("floor", "fast", "all", list(data["generator_dirs"]), 0, data,
+                                                       "cpu"))
+    plan = variants.benchmark_plan("logo", list(data["generator_dirs"]), 1, ["fast balanced"])
+    total = 0.0
+    for name, held_out, held, seed in plan:
+        seconds, _ = timed(lambda: variants.run_benchmark("logo", name, held_out, held, seed, data, "cpu"))
+        total += seconds
+    print(f"one fast training (CIFAKE only), trained and scored: {baseline:.1f} s; leave-one-generator-out over "
+          f"{len(plan)} generators: {total:.1f} s in all, {total / len(plan):.1f} s a run "
+          f"({total / len(plan) / baseline:.2f}x the fast training); {time.perf_counter() - started:.0f} s with loading")
+
+
 def bench_audit(root):
     """audit.py on all of CIFAKE (target: at most 60 s on 2 cores). Its metadata comes from file headers: the
     baseline is decoding every pixel of the same files (decode_files, all cores, no cache)."""
@@ -320,7 +342,7 @@ def bench_gpu(root, output=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "layout", "eval", "predict", "recipes",
-                                          "audit", "inputs", "makers", "all", "gpu"])
+                                          "audit", "inputs", "makers", "logo", "all", "gpu"])
     parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per recipe for `recipes` (default 3)")
     parser.add_argument("--archives", metavar="DIR", help="gpu: unpack the CIFAKE archives in DIR into data/ first")
@@ -355,6 +377,8 @@ def main():
         bench_inputs()
     if args.which in ("makers", "all"):
         bench_makers(load_cifake(root, "train"))
+    if args.which in ("logo", "all"):
+        bench_logo()
     if args.which in ("recipes", "all"):
         bench_recipes(root, seeds=range(args.seeds), output=RECIPES_JSON)
 

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from generalise import INPUTS, PatchCNN, highpass, input_config
-from imagefiles import IMAGE_SIZE, PREPROCESSINGS, crops_per_image, decode_folder, list_files
+from imagefiles import (IMAGE_SIZE, PREPROCESSINGS, crops_per_image, decode_files, decode_folder, find_image_files,
+                        list_files)
 from project import DOWNLOAD_HINT, ProjectError, config_path, shown
 
 # ----------------------------------------------------------------------------------------------
@@ -178,21 +179,51 @@ def fixed_half(n, part, seed=0):
     return np.sort(order[:n // 2] if part == "train" else order[n // 2:])
 
 
-def generator_fakes(root, name, part=None, verbose=False):
-    """A generator's images, `root/NAME/fake/*` (generators32), or one fixed half of them: part "train" or "test"."""
-    fakes = load_fakes(Path(root) / name, name, verbose=verbose)
+# The development generators' families; a folder added to generators32 later is a family of its own.
+GENERATOR_FAMILIES = {"ddpm-cifar10-32": "diffusion", "ddpm-retrained": "diffusion", "gan-small": "GAN",
+                      "gan-mix": "GAN", "glow": "flow", "pixelcnnpp": "autoregressive"}
+
+
+def family_of(generator):
+    return GENERATOR_FAMILIES.get(generator, generator)
+
+
+def generator_folders(ddpm32_root, generators_root):
+    """{generator: its folder, which holds fake/}: the DDPM-32 samples, then every folder of generators32 with a
+    fake/ folder (a generator added there is one more, with nothing else to change)."""
+    root = Path(generators_root)
+    found = sorted(p for p in root.iterdir() if (p / "fake").is_dir()) if root.is_dir() else []
+    return {"ddpm-cifar10-32": Path(ddpm32_root), **{p.name: p for p in found}}
+
+
+def generator_fakes(folder, name, part=None, verbose=False):
+    """A generator's images, `folder/fake/*`, or one fixed half of them: part "train" or "test"."""
+    fakes = load_fakes(folder, name, verbose=verbose)
     return fakes if part is None else fakes.subset(fixed_half(len(fakes), part))
 
 
 def development_sets(cifake_root, ddpm32_root, generators_root, held_out=()):
-    """(fakes, reals): {generator: its images}, for the DDPM-32 samples and every folder of generators32 (a generator
-    added there later is scored too), and CIFAKE's 10,000 test reals to rank them against. For the generators named
-    in `held_out`, only the half that generator:NAME training never sees."""
+    """(fakes, reals): {generator: its images} for every generator of generator_folders, and CIFAKE's 10,000 test
+    reals to rank them against. For the generators named in `held_out`, only the half that generator:NAME training
+    never sees."""
     reals = load_cifake(cifake_root, "test", verbose=False)
-    fakes = {"ddpm-cifar10-32": load_fakes(ddpm32_root, "ddpm-cifar10-32", verbose=False)}
-    for folder in sorted(p for p in Path(generators_root).iterdir() if (p / "fake").is_dir()):
-        fakes[folder.name] = generator_fakes(generators_root, folder.name, "test" if folder.name in held_out else None)
+    fakes = {name: generator_fakes(folder, name, "test" if name in held_out else None)
+             for name, folder in generator_folders(ddpm32_root, generators_root).items()}
     return fakes, reals.subset(reals.labels == REAL)
+
+
+def load_image_files(folder, name, label=FAKE, verbose=True):
+    """Every file below `folder` (any format, size and depth: a user's generator output) as images of one class,
+    resized to 32 x 32. Unreadable files are listed in the report with their reason; the digests identify the
+    files."""
+    files = find_image_files([folder])
+    images, ok, failed, digests, _ = decode_files(files, "resize", AGIRI_MAX_PIXELS, desc=name)
+    report = LoadReport(found=len(files), loaded=len(ok), skipped=[(str(files[i]), r) for i, r in failed])
+    result = ImageSet(name, images, torch.full((len(ok),), label, dtype=torch.int64), [str(files[i]) for i in ok],
+                      report, digests=digests[ok])
+    if verbose:
+        print(f"{name}: {report.summary()}")
+    return result
 
 
 def load_cifar100(root=None, split="test", verbose=True):

@@ -106,19 +106,6 @@ def model_key(model):
     return digest.hexdigest()[:16]
 
 
-def find_image_files(paths):
-    """Every file named, and every file below every folder named (sorted), without repeats."""
-    found = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file())
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise ProjectError(f"{path}: no such file or folder")
-    return list(dict.fromkeys(found))
-
-
 def score_files(model, files, threshold, preprocess="resize", device="cpu", model_name="model"):
     """P(real) and the label at `threshold` for image files of any size and format: (table with one row per
     readable file, `in_domain` when it is stored at 32 x 32 as the models' training images were; [(file, reason)]

@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from project import atomic_write_bytes
+from project import ProjectError, atomic_write_bytes
 
 IMAGE_SIZE = 32
 PREPROCESSINGS = ("resize", "center_crop", "multi_crop")
@@ -162,6 +162,19 @@ def decode_files(paths, preprocess="resize", max_pixels=Image.MAX_IMAGE_PIXELS, 
     images = torch.from_numpy(crops.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 3)).permute(0, 3, 1, 2).contiguous()
     return (images, ok, failed, np.concatenate(digests) if digests else np.zeros(0, np.uint64),
             np.concatenate(sizes) if sizes else np.zeros((0, 2), np.int64))
+
+
+def find_image_files(paths):
+    """Every file named, and every file below every folder named (sorted), without repeats."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ProjectError(f"{path}: no such file or folder")
+    return list(dict.fromkeys(found))
 
 
 

@@ -218,7 +218,8 @@ def make_fakes_only(root, rng, photos, n=20):
         (out / f"sample{i}.jpg").write_bytes(jpeg_bytes(image, 75))
 
 
-def make_generators32(root, rng, photos, sizes=(("ddpm-retrained", 40), ("gan-small", 20))):
+def make_generators32(root, rng, photos, sizes=(("ddpm-retrained", 40), ("gan-small", 20), ("gan-mix", 16),
+                                                ("glow", 16), ("pixelcnnpp", 16))):
     """The development generators' format, NAME/fake/*.jpg (CIFAKE's JPEG tables): stand-ins with upsamplers of
     other kernels than the sample CIFAKE's, so that telling them apart is a transfer, not the training task."""
     for k, (name, n) in enumerate(sizes):

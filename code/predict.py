@@ -20,7 +20,8 @@ import pandas as pd
 
 import cli
 from checkpoints import load_model
-from evaluate import MODEL_CARD, find_image_files, out_of_domain_notice, parse_threshold, score_files
+from evaluate import MODEL_CARD, out_of_domain_notice, parse_threshold, score_files
+from imagefiles import find_image_files
 from imagefiles import PREPROCESSINGS
 from project import model_path, pick_device
 

@@ -33,7 +33,7 @@ from training import SHIPPED_MODELS, train_or_load
 SECTION_KEYS = {        # section: the results.json keys it writes (kept from the last run when --only skips it)
     "audits": ("audit",), "cifake": ("cifake_test", "cifake_train"), "cifar100": ("cifar100",), "agiri": ("agiri",),
     "agiri_subset": ("agiri_subset",), "faces": ("faces",), "ddpm32": ("ddpm32",), "robustness": ("robustness",), "explanations": ("explanations",),
-    "generators": ("generators",)}
+    "generators": ("generators",), "benchmark": ("benchmark",)}
 
 
 def previous_blocks(path):
@@ -122,6 +122,7 @@ def main(argv=None):
     if "cifake_test" in report.results:
         sections.transfer_summary(report)
         section("generators", lambda: sections.generators(report, sidecars, folder, *scored, out / "variants.json"))
+        section("benchmark", lambda: sections.benchmark(report, out / "variants.json"))
     sections.provenance(report, sidecars)
     report.results.update(sample_data=args.sample, commit=commit, device=str(device), torch=torch.__version__,
                           methods={"bootstrap resamples": BOOTSTRAP_RESAMPLES, "ece bins": ECE_BINS})

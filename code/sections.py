@@ -12,7 +12,8 @@ import pandas as pd
 
 import audit
 import figures
-from classes import FAKE, LABEL_NAMES, REAL, development_sets, load_agiri, load_cifake, load_cifar100, load_fakes
+from classes import (FAKE, LABEL_NAMES, REAL, development_sets, family_of, load_agiri, load_cifake, load_cifar100,
+                     load_fakes)
 from evaluate import (BOOTSTRAP_RESAMPLES, DEV_GENERATORS, ECE_BINS, accounting_table, accuracy_by_group,
                       bootstrap_intervals, cifar100_transfer, dataset_logits, evaluate_cifake,
                       expected_calibration_error, figures_with_intervals, generator_figures, probability, reliability_table,
@@ -23,7 +24,8 @@ from project import ProjectError
 from publish import ANCHORS, ORIGINAL_DETAILS, ORIGINAL_STUDY, PAPER_ACCURACY, PAPER_CNNS
 from robustness import perturbation_table, wide_table
 from training import RECIPES, SHIPPED_MODELS, Recipe, train_command
-from variants import SHIPPING_RULE, held_out_generators, protocol, shipping_decision, variant_table
+from variants import (GENERAL_RULE, SHIPPING_RULE, benchmark_table, general_decision, held_out_generators, protocol,
+                      shipping_decision, variant_table)
 
 
 class Report:
@@ -301,6 +303,49 @@ def generators(report, sidecars, folder, models, device, store, variants_file):
     auroc.columns = list(DEV_GENERATORS)
     report.figure(figures.grouped_bars(auroc, "AUROC", "each generator against CIFAKE's test reals", reference=0.5),
                   "generators.png", "AUROC per development generator")
+
+
+def benchmark(report, variants_file):
+    """The generalisation benchmark (`python code/variants.py --protocol floor / logo / lofo / oracle`): each
+    development generator's AUROC against CIFAKE's test reals when it was unseen in training, per protocol and
+    variant, beside the shipped strong model's; general_model's shipping decision. results.json "benchmark". Needs
+    the generators section first."""
+    runs = [run for run in json.loads(variants_file.read_text())["runs"] if "benchmark" in run] \
+        if variants_file.is_file() else []
+    if not runs:
+        raise ProjectError(f"{variants_file.name} holds no benchmark run: run python code/variants.py --protocol logo "
+                           f"(and floor, lofo, oracle)")
+    rows = benchmark_table(runs)
+    generators = list(dict.fromkeys(g for run in runs if run["benchmark"] == "logo" for g in run["unseen"]))
+    shipped = report.results["generators"]["rows"]["strong_model"]
+    per_generator = {f"{g} AUROC": shipped[f"{g} AUROC"] for g in generators}
+    rows[GENERAL_RULE["against"]] = {"protocol": "shipped", "variant": "strong_model", "seeds": 1, **per_generator,
+                                     "mean AUROC": float(np.mean(list(per_generator.values()))),
+                                     "mean AUROC sd": 0.0, "CIFAKE test AUROC": shipped["CIFAKE test AUROC"],
+                                     "training seconds": shipped["training seconds"]}
+    decision = general_decision(rows)
+    report.results["benchmark"] = {"generators": generators, "families": {g: family_of(g) for g in generators},
+                                   "n_fake": report.results["generators"]["n_fake"],
+                                   "n_real": report.results["generators"]["n_real"], "rows": rows,
+                                   "decision": decision}
+    report.text("## The generalisation benchmark: generators never seen in training",
+                f"AUROC of each development generator's images against CIFAKE's "
+                f"{report.results['generators']['n_real']:,} test reals, by a detector that never trained on it (logo: "
+                "all the others in training; lofo: no generator of its family; floor: CIFAKE only; ceiling: half of it "
+                "in training, scored on the other half). Mean over seeds; `python code/variants.py --protocol P`.")
+    table = pd.DataFrame(rows).T
+    report.table(table[["seeds", *[f"{g} AUROC" for g in generators], "mean AUROC", "mean AUROC sd",
+                        "CIFAKE test AUROC"]])
+    verdict = "ships" if decision["ships"] else "does not ship"
+    report.text(f"general_model {verdict}: rule {decision['rule']}; "
+                + (f"gain {decision['gain']:+.3f} over {GENERAL_RULE['against']}, CIFAKE test AUROC "
+                   f"{decision['CIFAKE test AUROC']:.4f}." if "gain" in decision else decision["why"] + "."))
+    bars = table.loc[[name for name in table.index if table.loc[name, "protocol"] in ("floor", "oracle", "shipped")
+                      or name in (GENERAL_RULE["recipe"], "lofo: fast balanced")],
+                     [f"{g} AUROC" for g in generators]].astype(float).T
+    bars.index = generators
+    report.figure(figures.grouped_bars(bars, "AUROC when unseen", "each generator, never seen in training",
+                                       reference=0.5), "benchmark.png", "the benchmark per generator")
 
 
 def explanations(report, root, models, device, store, n=2000, explained=("base_model", "strong_model")):

@@ -25,8 +25,9 @@ import pandas as pd
 import cli
 from checkpoints import load_model
 from classes import load_cifake
-from evaluate import (bootstrap_intervals, confusion_table, evaluate_cifake, evaluate_fakes, find_image_files,
-                      out_of_domain_notice, parse_threshold, per_class_table, shown_interval)
+from evaluate import (bootstrap_intervals, confusion_table, evaluate_cifake, evaluate_fakes, out_of_domain_notice,
+                      parse_threshold, per_class_table, shown_interval)
+from imagefiles import find_image_files
 from project import DOWNLOAD_HINT, ProjectError, absolute, cifake_root, model_path, pick_device, shown
 
 
@@ -106,14 +107,7 @@ def test_fakes(args, model, path, threshold, device):
                         "not_run": checks["not_run"]}}
 
     interval = lambda key: shown_interval(result["interval95"][key])
-    a = result["audit"]
-    if a["not_run"]:
-        print(f"\n{a['not_run']}")
-    else:
-        print(f"\naudit (cross-validated, the files alone): metadata AUROC {a['metadata_auroc']:.3f}, colour "
-              f"statistics AUROC {a['colour_auroc']:.3f} between the fakes and the reals")
-    if a["flag"]:
-        print(f"WARNING: {a['flag']}")
+    print("\n" + "\n".join(audit.comparison_lines(checks)))
     print(f"\nmodel {path.stem}: {result['n_fake']} fakes in {result['fakes_dir']} against {result['n_real']} reals in "
           f"{result['reals_dir']}, threshold {threshold:.3f}")
     print(f"AUROC {result['auroc']:.4f} {interval('auroc')}   average precision {result['ap']:.4f} {interval('ap')}")

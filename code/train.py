@@ -5,10 +5,14 @@
     python code/train.py --recipe fast -mf fast_model           # the fast recipe (training.RECIPES)
     python code/train.py --arch strong --recipe strong -mf strong_model
     python code/train.py -ep 1 --sample                         # a quick run on the generated sample data
+    python code/train.py --recipe fast --fakes my_gan/ -mf my_detector  # teach it your own generator too
 
 A recipe (training.RECIPES) sets every hyper-parameter; the flags below override single values. A stratified,
 seeded validation split is carved from the training data; the decision threshold stored with the model is
 chosen on it, never on the test set. The model is saved (models/<name>.pth and a JSON sidecar) only with -mf.
+With --fakes, every image below each folder joins the FAKE class as a source of its own, each source an equal
+share of every epoch's fakes, after an audit against CIFAKE's real test images; the sidecar records each folder,
+its file count and a digest of its files.
 """
 import sys
 from dataclasses import replace
@@ -18,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cli
 from classes import ARCHITECTURES
-from project import ProjectError, cifake_root, model_path, pick_device
+from imagefiles import find_image_files
+from project import ProjectError, absolute, cifake_root, model_path, pick_device, shown
 from training import RECIPES, train_and_save
 
 
@@ -41,6 +46,8 @@ def main(argv=None):
     parser.add_argument("--amp", action="store_true", default=None,
                         help="bfloat16 autocast where it is fast (CUDA, or a CPU with AVX512-BF16/AMX)")
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="float32 throughout")
+    parser.add_argument("--fakes", nargs="+", metavar="DIR", help="folders of your generator's images, added to the "
+                        "FAKE class (any format and size, searched recursively)")
     parser.add_argument("--log-every", type=int, default=0, metavar="N",
                         help="log loss, running and validation accuracy every N batches")
     args = cli.parse(parser, argv)
@@ -57,8 +64,19 @@ def main(argv=None):
             raise ProjectError("--widths takes three comma-separated widths, with --arch strong only")
         arch_kwargs["widths"] = args.widths
     path = model_path(args.model_file) if args.model_file else None
-    train_and_save(recipe, args.arch, arch_kwargs, cifake_root(args.data, args.sample), path,
-                   pick_device(args.device), args.sample, args.log_every)
+    root, extra = cifake_root(args.data, args.sample), {}
+    if args.fakes:
+        import audit
+        folders = [absolute(folder) for folder in args.fakes]
+        for folder in folders:
+            if not find_image_files([folder]):
+                raise ProjectError(f"no file found in {shown(folder)} (--fakes): give a folder of images")
+        extra["fakes"], lines = audit.audit_fake_folders(folders, root / "test" / "REAL")
+        print("\n".join(lines))
+        sources = recipe.train_fakes + tuple(f"folder:{folder}" for folder in folders)
+        recipe = replace(recipe, train_fakes=sources, balance="sources", fake_shares=())
+    train_and_save(recipe, args.arch, arch_kwargs, root, path, pick_device(args.device), args.sample, args.log_every,
+                   extra)
 
 
 if __name__ == "__main__":

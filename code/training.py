@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 import perturb
 from checkpoints import load_model, read_sidecar, save_model
 from classes import (FAKE, REAL, Batcher, ImageSet, LoadReport, build_model, count_parameters, generator_fakes,
-                     load_cifake, single_view)
+                     generator_folders, load_cifake, load_image_files, single_view)
 from evaluate import (choose_threshold, expected_calibration_error, fit_temperature, predict_logits, predict_scores,
                       probability, score_at_threshold)
 from generalise import FAKE_MAKERS, INPUTS, jitter_colour, make_fakes, shuffle_patches
@@ -52,7 +52,11 @@ class Recipe:
     colour_jitter: float = 0.0      # brightness, contrast, saturation jitter this strong (generalise.jitter_colour)
     patch_shuffle: int = 0          # tiles of this size shuffled in half of the images (generalise.shuffle_patches)
     train_fakes: tuple = ("cifake",)  # the FAKE class: cifake (SD 1.4), fake-makers (generalise.FAKE_MAKERS) run on the
-    #                                   REAL training images, generator:NAME (a fixed half of generators32/NAME)
+    #                                   REAL training images, generator:NAME (a fixed half of a development generator),
+    #                                   generator:NAME:all (all of it), folder:PATH (every image below a folder)
+    balance: str = "pooled"         # pooled: one pool of fakes, the smaller class oversampled; sources: each source of
+    #                                 train_fakes its share of every epoch's FAKE class (redrawn each epoch), fakes = reals
+    fake_shares: tuple = ()         # balance "sources": each train_fakes source's weight, in order (empty: equal)
     seed: int = 0                   # weights, batch order, augmentation and the validation split
     val_fraction: float = 0.1       # share of the training split held out (stratified by label and class)
 
@@ -72,14 +76,18 @@ class Recipe:
             ("colour_jitter", 0 <= self.colour_jitter < 1, "in [0, 1)"),
             ("patch_shuffle", self.patch_shuffle in (0, 2, 4, 8, 16), "0, 2, 4, 8 or 16 (a divisor of 32)"),
             ("train_fakes", len(self.train_fakes) > 0 and all(
-                source == "cifake" or source in FAKE_MAKERS or source.startswith("generator:")
-                for source in self.train_fakes), f"a selection of cifake, {', '.join(FAKE_MAKERS)}, generator:NAME"))
+                source == "cifake" or source in FAKE_MAKERS or source.startswith(("generator:", "folder:"))
+                for source in self.train_fakes),
+             f"a selection of cifake, {', '.join(FAKE_MAKERS)}, generator:NAME[:all], folder:PATH"),
+            ("balance", self.balance in BALANCES, " or ".join(BALANCES)),
+            ("fake_shares", not self.fake_shares or (len(self.fake_shares) == len(self.train_fakes) and min(
+                self.fake_shares) >= 0 and sum(self.fake_shares) > 0), "one weight >= 0 per train_fakes source"))
             if not ok]
         if problems:
             raise ProjectError(f"recipe {self.name}: " + "; ".join(problems))
 
 
-OPTIMIZERS, SCHEDULES = ("sgd", "adamw"), ("constant", "onecycle")
+OPTIMIZERS, SCHEDULES, BALANCES = ("sgd", "adamw"), ("constant", "onecycle"), ("pooled", "sources")
 
 # One-cycle schedule: linear warm-up over the first quarter of the steps from lr/25 to lr, then linear decay to
 # lr/25,000.
@@ -168,32 +176,60 @@ def dataset_fingerprint(dataset):
     return f"{dataset.name}:{len(dataset)}:" + hashlib.sha1(dataset.digests.tobytes()).hexdigest()[:16]
 
 
-def training_set(train_set, recipe, generators_root=None, device="cpu", progress=True):
-    """The training split with recipe.train_fakes as its FAKE class, the smaller class oversampled (seeded) to the
-    size of the larger: balanced batches whatever the sources."""
+def fake_source(source, train_set, real, generator_dirs, device="cpu", progress=True):
+    """The images of one train_fakes source (Recipe.train_fakes) as an ImageSet of fakes."""
+    if source == "cifake":
+        return train_set.subset(train_set.labels == FAKE)
+    if source.startswith("folder:"):
+        return load_image_files(source.split(":", 1)[1], source, verbose=False)
+    if source.startswith("generator:"):
+        name, _, part = source.split(":", 1)[1].partition(":")
+        if name not in generator_dirs:
+            raise ProjectError(f"recipe source {source}: no generator {name} (found {', '.join(generator_dirs)})")
+        return generator_fakes(generator_dirs[name], name, None if part == "all" else "train")
+    made = make_fakes(source, real.images, device=device, progress=progress)
+    return ImageSet(f"{source}({real.name})", made, torch.full((len(made),), FAKE),
+                    [f"{source}:{s}" for s in real.sources], LoadReport(len(made), len(made)), digests=real.digests)
+
+
+def training_pool(train_set, recipe, generator_dirs=None, device="cpu", progress=True):
+    """Every image a run may train on: the REAL training images, then each recipe.train_fakes source's fakes.
+    Returns (ImageSet, the source of each row: -1 for a real, k for train_fakes[k])."""
     if recipe.train_fakes == ("cifake",):
-        return train_set
+        return train_set, np.where(train_set.labels.numpy() == REAL, -1, 0)
+    generator_dirs = generator_dirs or generator_folders(dataset_dir("ddpm32_dir"), dataset_dir("generators32_dir"))
     real = train_set.subset(train_set.labels == REAL)
-    parts = [real]
-    for source in recipe.train_fakes:
-        if source == "cifake":
-            parts.append(train_set.subset(train_set.labels == FAKE))
-        elif source.startswith("generator:"):
-            parts.append(generator_fakes(generators_root or dataset_dir("generators32_dir"), source.split(":", 1)[1],
-                                         "train"))
-        else:
-            made = make_fakes(source, real.images, device=device, progress=progress)
-            parts.append(ImageSet(f"{source}({real.name})", made, torch.full((len(made),), FAKE),
-                                  [f"{source}:{s}" for s in real.sources], LoadReport(len(made), len(made)),
-                                  digests=real.digests))
-    data = parts[0]
-    for part in parts[1:]:
-        data = data.join(part, train_set.name)
-    counts = [int((data.labels == label).sum()) for label in (FAKE, REAL)]
-    smaller = int(np.argmin(counts))                     # FAKE = 0, REAL = 1
-    rows = np.flatnonzero(data.labels.numpy() == smaller)
-    extra = np.random.default_rng(recipe.seed).choice(rows, abs(counts[0] - counts[1]), replace=True)
-    return data.subset(np.concatenate([np.arange(len(data)), extra]))
+    data, source_of = real, [np.full(len(real), -1)]
+    for k, source in enumerate(recipe.train_fakes):
+        fakes = fake_source(source, train_set, real, generator_dirs, device, progress)
+        data, source_of = data.join(fakes, train_set.name), source_of + [np.full(len(fakes), k)]
+    return data, np.concatenate(source_of)
+
+
+def epoch_rows(source_of, recipe, epoch):
+    """The rows of the pool (training_pool) one epoch trains on. Pooled: every row, and the smaller class
+    oversampled (seeded, the same each epoch) to the size of the larger. Sources: every real, and as many fakes,
+    each source its share (recipe.fake_shares, default equal), drawn afresh each epoch without replacement where
+    the source has enough images."""
+    rng = np.random.default_rng([recipe.seed, epoch] if recipe.balance == "sources" else recipe.seed)
+    reals, fakes = np.flatnonzero(source_of < 0), np.flatnonzero(source_of >= 0)
+    if recipe.balance == "pooled":
+        smaller = fakes if len(fakes) < len(reals) else reals
+        extra = rng.choice(smaller, abs(len(reals) - len(fakes)), replace=True)
+        return np.concatenate([np.arange(len(source_of)), extra])
+    weights = np.asarray(recipe.fake_shares or [1.0] * len(recipe.train_fakes), dtype=np.float64)
+    counts = source_counts(weights / weights.sum(), len(reals))
+    drawn = [rng.choice(np.flatnonzero(source_of == k), n, replace=n > (source_of == k).sum())
+             for k, n in enumerate(counts) if n]
+    return np.concatenate([reals, *drawn])
+
+
+def source_counts(shares, total):
+    """`total` split by `shares` into whole numbers that add up to it (largest remainders)."""
+    exact = np.asarray(shares) * total
+    counts = np.floor(exact).astype(int)
+    counts[np.argsort(counts - exact)[:total - counts.sum()]] += 1
+    return counts
 
 
 def monitor(model, val_set, device):
@@ -228,14 +264,15 @@ def make_schedule(optimizer, schedule, total_steps):
 
 
 def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch_kwargs=None, device="cpu",
-                log_every=0, progress=True, generators_root=None):
+                log_every=0, progress=True, generator_dirs=None):
     """Train a network (`build_model(arch, **arch_kwargs)`) with `recipe`. Returns (model in eval mode, history):
     history["epochs"] has the train loss and validation loss / accuracy / AUROC per epoch (one view per image),
     history["steps"] (when log_every > 0) the running loss and accuracy and the validation figures every
     `log_every` batches, history["amp"] whether bfloat16 was used, history["n_train"] the images per epoch (after
-    recipe.train_fakes), and what `calibrate` returns: the temperature (also set as model.temperature), validation
-    ECE, the threshold and every validation figure at it. `generators_root`: where generator:NAME fakes are read
-    (default config.json's generators32_dir)."""
+    recipe.train_fakes), history["fakes_per_epoch"] each fake source's images per epoch, and what `calibrate`
+    returns: the temperature (also set as model.temperature), validation ECE, the threshold and every validation
+    figure at it. `generator_dirs`: {name: folder} where generator:NAME fakes are read (default: config.json's
+    development generators, classes.generator_folders)."""
     device = torch.device(device)
     seed_everything(recipe.seed)
     arch_kwargs = dict(arch_kwargs or {})
@@ -245,24 +282,33 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
         arch_kwargs.update(test_flip=recipe.test_flip, test_shift=recipe.test_shift)
     if recipe.input != "rgb":
         arch_kwargs["input"] = recipe.input
-    train_set = training_set(train_set, recipe, generators_root, device, progress)
+    pool, source_of = training_pool(train_set, recipe, generator_dirs, device, progress)
     # channels-last convolutions are 1.3-1.6x faster on the CPU (oneDNN) for both networks (bench.py layout)
     model = build_model(arch, **arch_kwargs).to(device, memory_format=torch.channels_last)
     amp = recipe.amp and fast_bfloat16(device)
-    batches = lambda images, seed: Batcher(images, train_set.labels, recipe.batch_size, device, shuffle=True,
-                                           seed=seed, flip=recipe.flip, shift=recipe.shift)
-    epoch_batches = batches(train_set.images, recipe.seed)
+
+    def batches(epoch, seed):
+        rows = epoch_rows(source_of, recipe, epoch)
+        images, labels = (pool.images, pool.labels) if len(rows) == len(pool) and (rows == np.arange(len(rows))).all() \
+            else (pool.images[rows], pool.labels[rows])
+        if recipe.augment:                             # a fresh draw of blurred / re-compressed images each epoch
+            images = perturb.augment(images, recipe.augment, seed=seed)
+        return Batcher(images, labels, recipe.batch_size, device, shuffle=True, seed=seed, flip=recipe.flip,
+                       shift=recipe.shift), np.bincount(source_of[rows][source_of[rows] >= 0],
+                                                        minlength=len(recipe.train_fakes))
+    redrawn = recipe.augment or recipe.balance == "sources"             # else one batcher serves every epoch
+    epoch_batches, per_source = batches(1, recipe.seed * 1000 + 1 if redrawn else recipe.seed)
     optimizer = make_optimizer(model.parameters(), recipe)
     scheduler = make_schedule(optimizer, recipe.schedule, recipe.epochs * len(epoch_batches))
     loss_fn = nn.BCEWithLogitsLoss()
     smoothing = recipe.label_smoothing
-    history = {"epochs": [], "steps": [], "amp": amp, "n_train": len(train_set)}
+    history = {"epochs": [], "steps": [], "amp": amp, "n_train": len(epoch_batches.labels),
+               "fakes_per_epoch": dict(zip(recipe.train_fakes, per_source.tolist()))}
     augmenter = torch.Generator().manual_seed(recipe.seed + 1)          # colour jitter and patch shuffling
     step, seen = 0, 0
     for epoch in range(1, recipe.epochs + 1):
-        if recipe.augment:                             # a fresh draw of blurred / re-compressed images each epoch
-            seed = recipe.seed * 1000 + epoch
-            epoch_batches = batches(perturb.augment(train_set.images, recipe.augment, seed=seed), seed)
+        if redrawn and epoch > 1:
+            epoch_batches, _ = batches(epoch, recipe.seed * 1000 + epoch)
         model.train()
         started = time.perf_counter()
         epoch_loss = torch.zeros((), device=device)
@@ -294,7 +340,7 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
                     window_loss, window_correct, window_n = 0.0, 0, 0
                     model.train()
         metrics = monitor(model, val_set, device)
-        record = {"epoch": epoch, "train_loss": float(epoch_loss) / len(train_set), **metrics,
+        record = {"epoch": epoch, "train_loss": float(epoch_loss) / len(epoch_batches.labels), **metrics,
                   "seconds": time.perf_counter() - started}
         history["epochs"].append(record)
         if progress:
@@ -320,10 +366,11 @@ def calibrate(model, val_set, device="cpu"):
 
 
 def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, device="cpu", sample=False,
-                   log_every=0):
+                   log_every=0, extra_info=None):
     """Train on the CIFAKE training split in `root` (default config.json's) with a validation split carved from
     it, and save the model to `path` (str or Path; with a JSON sidecar of everything needed to reproduce it) when
-    given: the destination is checked before training starts. Returns (model, history)."""
+    given: the destination is checked before training starts; `extra_info` joins the sidecar. Returns (model,
+    history)."""
     path = None if path is None else check_writable(path)
     dataset = load_cifake(root or cifake_root(sample=sample), "train")
     train_set, val_set = split_train_val(dataset, recipe.val_fraction, recipe.seed)
@@ -332,7 +379,8 @@ def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, d
     print(f"recipe {recipe.name}: " + ", ".join(f"{k} {v}" for k, v in asdict(recipe).items() if k != "name"))
     started = time.perf_counter()
     model, history = train_model(train_set, val_set, recipe, arch, arch_kwargs, device, log_every,
-                                 generators_root=dataset_dir("generators32_dir", sample))
+                                 generator_dirs=generator_folders(dataset_dir("ddpm32_dir", sample),
+                                                                  dataset_dir("generators32_dir", sample)))
     wall = time.perf_counter() - started
     val = history["val_at_threshold"]
     print(f"validation: threshold {history['threshold']:.3f} (max balanced accuracy), accuracy {val['accuracy']:.4f}, "
@@ -347,7 +395,8 @@ def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, d
                 "validation": val, "temperature": history["temperature"],
                 "calibration": {k: history[k] for k in ("val_ece_before", "val_ece")}, "history": history["epochs"],
                 "steps": history["steps"], "device": str(device), "torch": torch.__version__,
-                "git_commit": git_commit(), "wall_seconds": round(wall, 1)}
+                "git_commit": git_commit(), "wall_seconds": round(wall, 1),
+                "fakes_per_epoch": history["fakes_per_epoch"], **(extra_info or {})}
         save_model(model, path, history["threshold"], info)
         print(f"saved {shown(path)} and {path.with_suffix('.json').name}")
     return model, history

@@ -1,7 +1,9 @@
-"""Which training choices, on CIFAKE alone, make a small detector catch generators it never saw?
+"""Which training choices make a small detector catch generators it never saw? Two studies, one file of runs.
 
-    python code/variants.py                          # every variant, 3 seeds -> notes/results/variants.json
+    python code/variants.py                          # every CIFAKE-only variant, 3 seeds -> notes/results/variants.json
     python code/variants.py --only fast fast_npr     # some variants (runs already in the file are kept, not redone)
+    python code/variants.py --protocol logo          # the benchmark: leave one development generator out
+    python code/variants.py --protocol lofo --only "fast balanced"   # ... leave one family out; floor; oracle
     python code/variants.py --sample --seeds 1       # on the generated sample data (a smoke test)
 
 Each variant is a recipe (training.RECIPES) on an architecture. Every run trains on CIFAKE's training split (less
@@ -9,7 +11,10 @@ its validation split) and is scored on the CIFAKE test set, on each development 
 CIFAKE's 10,000 test reals (AUROC, AP), and on the DDPM faces against CelebA-HQ (resized, and the best of the two
 native-resolution crops). The development generators only compare variants: they never fit a weight or a threshold.
 Variants that train on a half of one generator (protocol "plus one generator", and the oracles) are scored on the
-other half of it. `python code/reproduce.py` turns the file into the results table.
+other half of it. The benchmark (--protocol floor, logo, lofo, oracle) trains the fast recipe on CIFAKE and every
+development generator but the held-out one (or family), each source an equal share of the fakes unless a variant
+says otherwise, and scores what was held out; a new folder in data/generators32/ joins it with nothing else to
+change. `python code/reproduce.py` turns the file into the results tables.
 """
 import json
 import sys
@@ -19,15 +24,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import numpy as np
 import pandas as pd
 import torch
 
 import cli
-from classes import count_parameters, development_sets, load_agiri, load_cifake
+from classes import count_parameters, development_sets, family_of, generator_folders, load_agiri, load_cifake
 from evaluate import DEV_GENERATORS, generator_figures, score_at_threshold, score_dataset
 from imagefiles import PREPROCESSINGS
 from project import REPO_ROOT, ProjectError, config_path, dataset_dir, git_commit, machine_description, pick_device
-from training import RECIPES, SAMPLE_EPOCHS, split_train_val, train_model
+from training import RECIPES, SAMPLE_EPOCHS, split_train_val, train_model, training_pool
 
 # name: (recipe, architecture, its keywords). One change at a time from the `fast` base CNN, then the oracles.
 VARIANTS = {name: (name, "cnn", {}) for name in (
@@ -66,7 +72,7 @@ def run_variant(name, seed, data, device):
     train, val = split_train_val(data["train"], recipe.val_fraction, 0)      # one validation split for every run
     started = time.perf_counter()
     model, history = train_model(train, val, recipe, arch, arch_kwargs, device, progress=False,
-                                 generators_root=data["generators_root"])
+                                 generator_dirs=data["generator_dirs"])
     seconds = time.perf_counter() - started
     scores_of = lambda dataset: score_dataset(model, dataset, device)
     test = data["test"]
@@ -90,6 +96,110 @@ def run_variant(name, seed, data, device):
     return record
 
 
+# The generalisation benchmark (`--protocol logo` and `lofo`): the fast recipe trained on CIFAKE and on every
+# development generator but the held-out one (logo) or the held-out family (lofo), scored on what was held out
+# against CIFAKE's test reals. name: (recipe, architecture, balance, CIFAKE's weight in the FAKE class beside each
+# generator's 1, other recipe changes).
+LEAVE_OUT = {"fast balanced": ("fast", "cnn", "sources", 1.0, {}), "fast pooled": ("fast", "cnn", "pooled", 1.0, {}),
+             "fast balanced, no CIFAKE": ("fast", "cnn", "sources", 0.0, {}),
+             "fast balanced, CIFAKE x1/2": ("fast", "cnn", "sources", 0.5, {}),
+             "fast_spectrum balanced": ("fast_spectrum", "cnn", "sources", 1.0, {}),
+             # StrongCNN, the strong recipe cut to 4 epochs and one view (about 6 minutes a run on 2 cores)
+             "strong balanced, 4 epochs": ("strong", "strong", "sources", 1.0,
+                                           dict(epochs=4, test_flip=False, test_shift=0))}
+# The floor (CIFAKE only: every generator unseen) and the ceiling (an oracle per generator: half of it in
+# training, balanced against CIFAKE's reals, scored on the other half).
+BOUNDS = {"floor": "fast", "oracle": "fast"}
+PROTOCOLS = ("changes", "floor", "logo", "lofo", "oracle")
+
+
+def leave_out_recipe(name, train_on, seed):
+    """The recipe of LEAVE_OUT[name] trained on CIFAKE (at its weight) and on all of each generator in `train_on`."""
+    recipe, _, balance, cifake_weight, changes = LEAVE_OUT[name]
+    sources = (("cifake",) if cifake_weight else ()) + tuple(f"generator:{g}:all" for g in train_on)
+    shares = ((cifake_weight,) if cifake_weight else ()) + (1.0,) * len(train_on)
+    return replace(RECIPES[recipe], seed=seed, train_fakes=sources, balance=balance,
+                   fake_shares=shares if balance == "sources" else (), **changes)
+
+
+def held_out_sets(protocol, generators):
+    """{what is held out: the generators it holds} for a protocol over the development generators."""
+    if protocol == "logo":
+        return {g: [g] for g in generators}
+    if protocol == "lofo":
+        families = dict.fromkeys(family_of(g) for g in generators)
+        return {f: [g for g in generators if family_of(g) == f] for f in families}
+    return {"all": list(generators)} if protocol == "floor" else {g: [g] for g in generators}   # oracle: one each
+
+
+def benchmark_plan(protocol, generators, seeds, variants=None):
+    """[(variant, held out, [generators held out], seed)] that a protocol runs."""
+    names = variants or (list(LEAVE_OUT) if protocol in ("logo", "lofo") else [BOUNDS[protocol]])
+    return [(name, key, held, seed) for name in names for key, held in held_out_sets(protocol, generators).items()
+            for seed in range(seeds)]
+
+
+def run_benchmark(protocol, name, held_out, held, seed, data, device):
+    """Train one benchmark run and score it on every development generator: a JSON-ready record. Asserts on file
+    digests that no image of a held-out generator was in training."""
+    generators, arch = list(data["generator_dirs"]), LEAVE_OUT[name][1] if name in LEAVE_OUT else "cnn"
+    if protocol == "oracle":
+        recipe = replace(RECIPES[BOUNDS["oracle"]], seed=seed, train_fakes=(f"generator:{held_out}",),
+                         balance="sources")
+    elif protocol == "floor":
+        recipe = replace(RECIPES[BOUNDS["floor"]], seed=seed)
+    else:
+        recipe = leave_out_recipe(name, [g for g in generators if g not in held], seed)
+    if data["sample"]:
+        recipe = replace(recipe, epochs=min(recipe.epochs, SAMPLE_EPOCHS))
+    train, val = split_train_val(data["train"], recipe.val_fraction, 0)
+    pool, _ = training_pool(train, recipe, data["generator_dirs"], device, progress=False)
+    fakes, reals = data["development"] if protocol != "oracle" else development_sets(
+        data["cifake_root"], data["ddpm32_root"], data["generators_root"], held)
+    unseen = [g for g in generators if protocol != "oracle" and g in held or protocol == "oracle" and g == held_out]
+    leaked = [g for g in unseen if np.isin(fakes[g].digests, pool.digests).any()]
+    if leaked:
+        raise AssertionError(f"{name}: images of the held-out {', '.join(leaked)} are in its training set")
+    started = time.perf_counter()
+    model, history = train_model(train, val, recipe, arch, STRONG if arch == "strong" else {}, device, progress=False,
+                                 generator_dirs=data["generator_dirs"])
+    seconds = time.perf_counter() - started
+    scores_of = lambda dataset: score_dataset(model, dataset, device)
+    test = data["test"]
+    at_half = score_at_threshold(test.labels.numpy(), scores_of(test), 0.5)
+    figures = generator_figures(scores_of, fakes, reals)
+    record = {"variant": name, "seed": seed, "benchmark": protocol, "held_out": held_out, "unseen": unseen,
+              "recipe": recipe.name, "arch": arch, "epochs": recipe.epochs, "train_fakes": list(recipe.train_fakes), "balance": recipe.balance,
+              "fake shares": history["fakes_per_epoch"], "images_per_epoch": history["n_train"],
+              "training seconds": round(seconds, 1), "cifake test auroc": at_half["auroc"],
+              "cifake test accuracy": at_half["accuracy"],
+              "generators": {g: f for g, f in figures.items() if isinstance(f, dict)}}
+    print(f"{protocol} {name}, held out {held_out}, seed {seed}: CIFAKE AUROC {at_half['auroc']:.4f}, unseen "
+          + ", ".join(f"{g} {figures[g]['auroc']:.3f}" for g in unseen) + f"; {seconds:.0f} s")
+    return record
+
+
+def benchmark_table(runs):
+    """One row per (protocol, variant): each development generator's AUROC when it was unseen (the mean over
+    seeds, and over runs that left it out), the mean over generators and its sd over seeds, CIFAKE test AUROC
+    (mean over runs), seeds, and each source's images per epoch in the first run."""
+    rows = {}
+    for (protocol, name), group in pd.DataFrame(runs).groupby(["benchmark", "variant"], sort=False):
+        cells = pd.DataFrame([{"seed": run["seed"], "generator": g, "auroc": run["generators"][g]["auroc"]}
+                              for run in group.to_dict(orient="records") for g in run["unseen"]])
+        per_seed = cells.groupby(["seed", "generator"])["auroc"].mean().unstack()
+        label = {"floor": "CIFAKE only (floor)", "oracle": "oracle: half of it (ceiling)"}.get(
+            protocol, f"{protocol}: {name}")
+        rows[label] = {"protocol": protocol, "variant": name, "seeds": int(group["seed"].nunique()),
+                       **{f"{g} AUROC": float(per_seed[g].mean()) for g in per_seed},
+                       "mean AUROC": float(per_seed.mean(axis=1).mean()),
+                       "mean AUROC sd": float(per_seed.mean(axis=1).std(ddof=1)) if len(per_seed) > 1 else 0.0,
+                       "CIFAKE test AUROC": float(group["cifake test auroc"].mean()),
+                       "fake shares": group.iloc[0]["fake shares"],
+                       "training seconds": float(group["training seconds"].mean())}
+    return rows
+
+
 def run_figures(run):
     """One run's figures under the table's names (a held-back generator's AUROC too, when it was scored)."""
     figures = {"CIFAKE test accuracy": run["cifake test accuracy"], "CIFAKE test AUROC": run["cifake test auroc"],
@@ -105,6 +215,7 @@ def variant_table(runs, shipped=None):
     for ddpm-retrained and gan-small the share of the oracle's margin that each row recovers,
     (AUROC - 0.5) / (oracle AUROC - 0.5), against the oracle of the same architecture (else the base CNN's)."""
     rows = {}
+    runs = [run for run in runs if "benchmark" not in run]             # the benchmark has its own table
     measured = {run["variant"] for run in runs}
     for name in [n for n in VARIANTS if n in measured] + sorted(measured - set(VARIANTS)):
         mine = [run for run in runs if run["variant"] == name]
@@ -147,6 +258,26 @@ def shipping_decision(rows, rule=SHIPPING_RULE):
     return {"rule": rule, "chosen": chosen, "variants": verdicts}
 
 
+# The rule for shipping general_model (trained on CIFAKE and every development generator), set before the benchmark
+# ran: its recipe's leave-one-generator-out mean must beat strong_model's mean on the same generators by LEAST_GAIN,
+# at CIFAKE test AUROC no lower than the floor below.
+GENERAL_RULE = {"against": "strong_model (shipped)", "recipe": "logo: fast balanced", "least gain": 0.10,
+                "least CIFAKE AUROC": 0.98, "goal": 0.75}
+
+
+def general_decision(rows, rule=GENERAL_RULE):
+    """Whether general_model ships, from the benchmark rows: {"rule", "ships", "gain", "CIFAKE test AUROC",
+    "leave-one-out mean", and each logo row's gain}."""
+    reference = rows[rule["against"]]["mean AUROC"]
+    gains = {name: row["mean AUROC"] - reference for name, row in rows.items() if row["protocol"] == "logo"}
+    if rule["recipe"] not in rows:
+        return {"rule": rule, "ships": False, "gains": gains, "why": f"{rule['recipe']} has not been run"}
+    row = rows[rule["recipe"]]
+    ships = gains[rule["recipe"]] >= rule["least gain"] and row["CIFAKE test AUROC"] >= rule["least CIFAKE AUROC"]
+    return {"rule": rule, "ships": bool(ships), "gains": gains, "gain": gains[rule["recipe"]],
+            "leave-one-out mean": row["mean AUROC"], "CIFAKE test AUROC": row["CIFAKE test AUROC"]}
+
+
 def load_data(sample):
     """Everything a run reads, loaded once."""
     cifake_root = dataset_dir("CIFAKE_dir", sample)
@@ -156,35 +287,47 @@ def load_data(sample):
     roots = {"cifake_root": cifake_root, "ddpm32_root": dataset_dir("ddpm32_dir", sample),
              "generators_root": dataset_dir("generators32_dir", sample)}
     return {"sample": sample, **roots, "faces": faces, "development": development_sets(*roots.values()),
+            "generator_dirs": generator_folders(roots["ddpm32_root"], roots["generators_root"]),
             "train": load_cifake(cifake_root, "train"), "test": load_cifake(cifake_root, "test")}
 
 
 def main(argv=None):
     parser = cli.parser(__doc__)
-    parser.add_argument("--only", nargs="+", metavar="VARIANT", help=f"variants to run (default all: "
-                                                                     f"{', '.join(VARIANTS)})")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="changes",
+                        help="changes: the CIFAKE-only variants (default); floor, logo, lofo, oracle: the benchmark")
+    parser.add_argument("--only", nargs="+", metavar="VARIANT", help=f"variants to run (default all: changes "
+                        f"{', '.join(VARIANTS)}; logo and lofo {', '.join(LEAVE_OUT)})")
     parser.add_argument("--seeds", type=cli.positive_int, default=3, help="training seeds per variant (default 3)")
     parser.add_argument("--redo", action="store_true", help="run the chosen variants again (replacing their runs)")
     parser.add_argument("--out", help="output JSON (default notes/results/variants.json, or the sample results folder)")
     args = cli.parse(parser, argv)
-    unknown = set(args.only or ()) - set(VARIANTS)
+    known = VARIANTS if args.protocol == "changes" else LEAVE_OUT if args.protocol in ("logo", "lofo") else BOUNDS
+    unknown = set(args.only or ()) - set(known)
     if unknown:
-        raise ProjectError(f"unknown variant(s) {', '.join(sorted(unknown))}: choose from {', '.join(VARIANTS)}")
+        raise ProjectError(f"unknown variant(s) {', '.join(sorted(unknown))} for --protocol {args.protocol}: choose "
+                           f"from {', '.join(known)}")
     out = Path(args.out) if args.out else (config_path("sample_dir") / "results" if args.sample
                                            else REPO_ROOT / "notes" / "results") / "variants.json"
-    device = pick_device(args.device)
+    device, commit = pick_device(args.device), git_commit()       # the commit the runs start from
     result = json.loads(out.read_text()) if out.is_file() else {"runs": []}
-    done = set() if args.redo else {(r["variant"], r["seed"]) for r in result["runs"]}
+    key = lambda run: (run.get("benchmark", "changes"), run["variant"], run.get("held_out"), run["seed"])
+    done = set() if args.redo else {key(r) for r in result["runs"]}
     data = load_data(args.sample)
-    for name in args.only or VARIANTS:
-        for seed in range(args.seeds):
-            if (name, seed) in done:
-                continue
-            result["runs"] = [r for r in result["runs"] if (r["variant"], r["seed"]) != (name, seed)]
-            result["runs"].append(run_variant(name, seed, data, device))
-            result.update(sample_data=args.sample, device=str(device), machine=machine_description(device),
-                          torch=torch.__version__, commit=git_commit())
-            cli.write_json(out, result)                # after every run: an interrupted study keeps what it measured
+    if args.protocol == "changes":
+        plan = [(name, None, None, seed) for name in args.only or VARIANTS for seed in range(args.seeds)]
+    else:
+        plan = benchmark_plan(args.protocol, list(data["generator_dirs"]), args.seeds, args.only)
+    for name, held_out, held, seed in plan:
+        this = (args.protocol, name, held_out, seed)
+        if this in done:
+            continue
+        result["runs"] = [r for r in result["runs"] if key(r) != this]
+        record = run_variant(name, seed, data, device) if args.protocol == "changes" else \
+            run_benchmark(args.protocol, name, held_out, held, seed, data, device)
+        result["runs"].append({**record, "commit": commit})
+        result.update(sample_data=args.sample, device=str(device), machine=machine_description(device),
+                      torch=torch.__version__, commit=commit)
+        cli.write_json(out, result)                    # after every run: an interrupted study keeps what it measured
     return result
 
 

@@ -62,6 +62,9 @@ def sample_results(sample_root, tmp_path_factory):
     variants = str(out / "variants.json")
     for script, *args in (("variants.py", "--sample", "--seeds", "2", "--only", "fast", "--out", variants),
                           ("variants.py", "--sample", "--seeds", "1", "--out", variants),       # every other variant
+                          *(("variants.py", "--sample", "--seeds", "1", "--protocol", protocol, "--out", variants,
+                             *(["--only", "fast balanced"] if protocol in ("logo", "lofo") else []))
+                            for protocol in ("floor", "logo", "lofo", "oracle")),
                           ("reproduce.py", "--sample", "--out", str(out)),
                           ("seeds.py", "--sample", "--seeds", "2", "--out", str(out / "seeds.json"))):
         result = subprocess.run([sys.executable, str(REPO / "code" / script), *args], cwd=REPO, capture_output=True,

@@ -265,8 +265,9 @@ def test_fixed_halves_split_once_and_always_the_same_way(sample_root):
     train, test = fixed_half(101, "train"), fixed_half(101, "test")
     assert len(train) == 50 and len(test) == 51 and not set(train) & set(test)
     assert np.array_equal(train, fixed_half(101, "train"))
-    root = sample_root / "generators32"
-    whole, halves = generator_fakes(root, "gan-small"), [generator_fakes(root, "gan-small", p) for p in ("train", "test")]
+    folder = sample_root / "generators32" / "gan-small"
+    whole, halves = generator_fakes(folder, "gan-small"), [generator_fakes(folder, "gan-small", p)
+                                                             for p in ("train", "test")]
     assert (whole.labels == FAKE).all() and sorted(halves[0].sources + halves[1].sources) == sorted(whole.sources)
     assert not set(halves[0].digests) & set(halves[1].digests)
 

@@ -17,9 +17,11 @@ CHECKS = {  # notebook -> (extra parameters, a final cell printing what the test
     "transfer_cifar100": ("", "print(json.dumps({'coarse': transfer['coarse'].shape, 'fine': transfer['fine'].shape,"
                               "'overall': transfer['overall'].tolist()}))"),
     "transfer_mixed": ("", "print(json.dumps({'accounting': accounting.to_dict(orient='index'), 'rows': len(table),"
-                           "'ddpm_fakes': int((ddpm_labels == 0).sum()), 'audited': audited['files']}))"),
+                           "'jpeg_rows': len(jpeg_table), 'ddpm_fakes': int((ddpm_labels == 0).sum()),"
+                           "'audited': audited['files']}))"),
     "transfer_generators": ("", "print(json.dumps({'rows': list(table.index), 'shares': list(shares.columns),"
-                                "'audited': list(audit.index), 'changes': list(change.index)}))"),
+                                "'audited': list(audit.index), 'changes': list(change.index),"
+                                "'benchmark': list(bench_table.index)}))"),
 }
 
 
@@ -66,7 +68,7 @@ def test_transfer_mixed_notebook(sample_root):
     files = [p for p in (sample_root / "ai-generated-images-vs-real-images" / "test").rglob("*") if p.is_file()]
     for row in result["accounting"].values():
         assert row["found"] == len(files) == row["loaded"] + row["skipped"] and row["skipped"] == 4
-    assert result["rows"] == 15 and result["ddpm_fakes"] == 20 and result["audited"] == len(files)
+    assert result["rows"] == result["jpeg_rows"] == 15 and result["ddpm_fakes"] == 20 and result["audited"] == len(files)
 
 
 def test_transfer_generators_notebook(sample_results):
@@ -77,3 +79,4 @@ def test_transfer_generators_notebook(sample_results):
     assert result["audited"] == [f"{g} vs CIFAKE test/REAL" for g in ("DDPM-32", "ddpm-retrained", "gan-small")]
     assert {"fast", "fast_npr", "fast_spectrum"} <= set(result["changes"])
     assert "fast_oracle_gan" not in result["changes"]
+    assert {"CIFAKE only (floor)", "logo: fast balanced", "strong_model (shipped)"} <= set(result["benchmark"])

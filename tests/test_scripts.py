@@ -1,5 +1,6 @@
 """The command-line scripts, run as a user runs them: from the repo root and from code/."""
 import json
+from dataclasses import replace
 from pathlib import Path
 import subprocess
 import sys
@@ -151,6 +152,23 @@ def test_test_cli_fakes_against_own_reals_notes_other_sizes(sample_model, genera
     report = json.loads(out.read_text())
     assert report["n_fake"] == 61 and report["n_real"] == 50 and report["skipped"] == [] and report["threshold"] == 0.5
     assert report["not_32x32"] == 1 and "1 of 111 images are not 32x32" in result.stdout
+
+
+def test_train_cli_fakes_adds_each_folder_as_a_source_and_records_it(generator_folders, tmp_path):
+    model = tmp_path / "mine.pth"
+    result = run(["train.py", "--sample", "--recipe", "fast", "-ep", "1", "--no-amp", "--fakes",
+                  str(generator_folders["broken"]), str(generator_folders["clean"]), "-mf", str(model)], ".")
+    assert result.returncode == 0, result.stderr
+    assert "broken.jpg" in result.stdout and "audit (cross-validated" in result.stdout
+    sidecar = json.loads(model.with_suffix(".json").read_text())
+    broken, clean = sidecar["fakes"]
+    assert (broken["files"], broken["loaded"], broken["skipped"]) == (61, 60, 1) and clean["files"] == 61
+    assert len(broken["digest"]) == 16 and broken["digest"] != clean["digest"] and sidecar["balance"] == "sources"
+    shares = sidecar["fakes_per_epoch"]
+    assert len(shares) == 3 and len(set(shares.values())) == 1          # CIFAKE and each folder: equal shares
+    empty = run(["train.py", "--sample", "--fakes", str(generator_folders["empty"])], ".")
+    assert empty.returncode == 1 and "no file found in" in empty.stderr and "--fakes" in empty.stderr
+    assert "Traceback" not in empty.stderr and empty.stderr.strip().count("\n") == 0
 
 
 AGIRI_SUBSET = REPO_ROOT / "data" / "agiri-subset224"
@@ -330,10 +348,12 @@ def test_reproduce_tables_the_variants_beside_the_shipped_models(sample_results)
     assert set(rows) == set(variants.VARIANTS) | {"base_model", "attn_model", "mini_model", "strong_model",
                                                   "strong_aug_model"}
     assert generators["n_real"] == 200 and generators["n_fake"] == {"ddpm-cifar10-32": 20, "ddpm-retrained": 40,
-                                                                    "gan-small": 20}
+                                                                    "gan-small": 20, "gan-mix": 16, "glow": 16,
+                                                                    "pixelcnnpp": 16}
     fast = rows["fast"]
     assert fast["seeds"] == 2 and fast["protocol"] == "CIFAKE only" and fast["arch"] == "cnn"
-    runs = [r for r in json.loads((sample_results / "variants.json").read_text())["runs"] if r["variant"] == "fast"]
+    runs = [r for r in json.loads((sample_results / "variants.json").read_text())["runs"]
+            if r["variant"] == "fast" and "benchmark" not in r]
     assert [r["seed"] for r in runs] == [0, 1]
     assert fast["gan-small AUROC"] == pytest.approx(np.mean([r["generators"]["gan-small"]["auroc"] for r in runs]))
     assert fast["mean development AUROC"] == pytest.approx(np.mean([fast[f"{g} AUROC"] for g in (
@@ -344,7 +364,7 @@ def test_reproduce_tables_the_variants_beside_the_shipped_models(sample_results)
     assert fast["gan-small: share of the oracle's margin"] == pytest.approx(share)
     assert rows["strong_model"]["protocol"] == "CIFAKE only (shipped)" and rows["strong_model"]["seeds"] == 1
     oracle_runs = [r for r in json.loads((sample_results / "variants.json").read_text())["runs"]
-                   if r["variant"] == "fast_oracle_gan"]
+                   if r["variant"] == "fast_oracle_gan" and "benchmark" not in r]
     assert all(r["generators"]["gan-small"]["n_fake"] == 10 for r in oracle_runs)          # the held-out half only
     assert rows["fast_npr"]["seeds"] == 1 and rows["strong/general"]["arch"] == "strong"
     decision = generators["decision"]
@@ -354,6 +374,49 @@ def test_reproduce_tables_the_variants_beside_the_shipped_models(sample_results)
     report = (sample_results / "report.md").read_text()
     assert "## Other generators at 32 x 32" in report and "## Time per step (seconds)" in report
     assert "gan-small vs CIFAKE test/REAL" in results["audit"] and (sample_results / "generators.png").is_file()
+
+
+def test_reproduce_tables_the_benchmark_per_unseen_generator(sample_results):
+    results = json.loads((sample_results / "results.json").read_text())
+    bench = results["benchmark"]
+    generators = ["ddpm-cifar10-32", "ddpm-retrained", "gan-mix", "gan-small", "glow", "pixelcnnpp"]
+    assert bench["generators"] == generators and bench["families"]["glow"] == "flow"
+    rows = bench["rows"]
+    assert set(rows) == {"CIFAKE only (floor)", "logo: fast balanced", "lofo: fast balanced",
+                         "oracle: half of it (ceiling)", "strong_model (shipped)"}
+    runs = [r for r in json.loads((sample_results / "variants.json").read_text())["runs"] if "benchmark" in r]
+    logo = [r for r in runs if r["benchmark"] == "logo"]
+    assert sorted(r["held_out"] for r in logo) == sorted(generators)
+    for run in logo:                                       # never trained on what it is scored on
+        assert run["unseen"] == [run["held_out"]] and not any(run["held_out"] in s for s in run["train_fakes"])
+        shares = run["fake shares"]
+        assert len(shares) == 6 and max(shares.values()) - min(shares.values()) <= 1       # equal shares
+    glow = next(r for r in logo if r["held_out"] == "glow")
+    assert rows["logo: fast balanced"]["glow AUROC"] == pytest.approx(glow["generators"]["glow"]["auroc"])
+    assert rows["logo: fast balanced"]["mean AUROC"] == pytest.approx(np.mean([
+        r["generators"][r["held_out"]]["auroc"] for r in logo]))
+    lofo = {r["held_out"]: r["unseen"] for r in runs if r["benchmark"] == "lofo"}
+    assert lofo == {"diffusion": ["ddpm-cifar10-32", "ddpm-retrained"], "GAN": ["gan-mix", "gan-small"],
+                    "flow": ["glow"], "autoregressive": ["pixelcnnpp"]}
+    oracle = [r for r in runs if r["benchmark"] == "oracle"]
+    assert all(r["generators"][r["held_out"]]["n_fake"] < results["benchmark"]["n_fake"][r["held_out"]]
+               for r in oracle)                            # scored on the half it never saw
+    decision = bench["decision"]
+    assert decision["ships"] is False or decision["CIFAKE test AUROC"] >= 0.98
+    assert (sample_results / "benchmark.png").is_file() and "## The generalisation benchmark" in (
+        sample_results / "report.md").read_text()
+
+
+def test_leave_out_never_trains_on_the_held_out_generator(sample_root, monkeypatch):
+    import variants
+    data = variants.load_data(True)
+    assert variants.held_out_sets("lofo", list(data["generator_dirs"]))["GAN"] == ["gan-mix", "gan-small"]
+    recipe = variants.leave_out_recipe("fast balanced, no CIFAKE", ["glow", "gan-mix"], 0)
+    assert recipe.train_fakes == ("generator:glow:all", "generator:gan-mix:all") and recipe.fake_shares == (1.0, 1.0)
+    leaky = replace(variants.RECIPES["fast"], train_fakes=("cifake", "generator:glow:all"))
+    monkeypatch.setattr(variants, "leave_out_recipe", lambda name, train_on, seed: leaky)
+    with pytest.raises(AssertionError, match="images of the held-out glow are in its training set"):
+        variants.run_benchmark("logo", "fast balanced", "glow", ["glow"], 0, data, "cpu")
 
 
 def test_regenerating_sample_data_keeps_results_and_models(tmp_path):
@@ -445,9 +508,9 @@ def test_get_data_keeps_only_agiri_test_folder(monkeypatch, tmp_path):
 
 def test_report_tables_print_counts_as_whole_numbers():
     pytest.importorskip("tabulate", reason="tabulate is not installed")
-    import reproduce
+    import sections
     table = pd.DataFrame({"n": [20000.0, 400.0], "accuracy": [0.91734, 0.5]}, index=["a", "b"])
-    text = reproduce.markdown(table)
+    text = sections.markdown(table)
     assert "20000 " in text and "20000.0" not in text and "0.9173" in text
 
 
