@@ -255,13 +255,13 @@ def transfer_summary(report):
             row["DDPM-32 AUROC"] = results["ddpm32"]["models"][name]["auroc"]
         if "agiri_subset" in results:
             subset = results["agiri_subset"]["models"]
-            row["AGIRI subset AUROC (resize)"] = subset[f"{name} resize all"]["auroc"]
-            row["AGIRI subset AUROC, JPEG fakes (resize)"] = subset[f"{name} resize JPEG fakes only"]["auroc"]
+            row["AGIRI train subset AUROC (resize)"] = subset[f"{name} resize all"]["auroc"]
+            row["AGIRI train subset AUROC, JPEG fakes (resize)"] = subset[f"{name} resize JPEG fakes only"]["auroc"]
         rows[name] = row
     results["transfer"] = rows
     report.text("## Transfer at a glance", "AUROC: how well P(real) ranks real above generated images (0.5: chance; "
                 "below 0.5: reversed). Faces: DDPM vs CelebA-HQ at 256 x 256, a stand-in for AGIRI, never AGIRI. "
-                f"AGIRI subset: the {AGIRI_SUBSET}.")
+                f"AGIRI train subset: the {AGIRI_SUBSET} (not AGIRI's test split).")
     report.table(pd.DataFrame(rows).T)
 
 

@@ -288,14 +288,15 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
     amp = recipe.amp and fast_bfloat16(device)
 
     def batches(epoch, seed):
+        """One epoch's Batcher over its rows of the pool, and how many images it takes from each fake source."""
         rows = epoch_rows(source_of, recipe, epoch)
-        images, labels = (pool.images, pool.labels) if len(rows) == len(pool) and (rows == np.arange(len(rows))).all() \
-            else (pool.images[rows], pool.labels[rows])
+        whole = len(rows) == len(pool) and (rows == np.arange(len(rows))).all()     # then no copy of the split
+        images, labels = (pool.images, pool.labels) if whole else (pool.images[rows], pool.labels[rows])
         if recipe.augment:                             # a fresh draw of blurred / re-compressed images each epoch
             images = perturb.augment(images, recipe.augment, seed=seed)
-        return Batcher(images, labels, recipe.batch_size, device, shuffle=True, seed=seed, flip=recipe.flip,
-                       shift=recipe.shift), np.bincount(source_of[rows][source_of[rows] >= 0],
-                                                        minlength=len(recipe.train_fakes))
+        sources = source_of[rows]
+        return (Batcher(images, labels, recipe.batch_size, device, shuffle=True, seed=seed, flip=recipe.flip,
+                        shift=recipe.shift), np.bincount(sources[sources >= 0], minlength=len(recipe.train_fakes)))
     redrawn = recipe.augment or recipe.balance == "sources"             # else one batcher serves every epoch
     epoch_batches, per_source = batches(1, recipe.seed * 1000 + 1 if redrawn else recipe.seed)
     optimizer = make_optimizer(model.parameters(), recipe)

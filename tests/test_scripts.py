@@ -316,7 +316,7 @@ def test_reproduce_sample_writes_a_stamped_report(sample_results):
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results["transfer"]) == {"base_model", "attn_model", "mini_model", "strong_model", "strong_aug_model"}
     assert {"faces AUROC (resize)", "faces AUROC (best crop)", "DDPM-32 AUROC", "CIFAR-100 share called real",
-            "AGIRI subset AUROC (resize)", "AGIRI subset AUROC, JPEG fakes (resize)"} <= set(
+            "AGIRI train subset AUROC (resize)", "AGIRI train subset AUROC, JPEG fakes (resize)"} <= set(
         results["transfer"]["strong_model"])
     subset = results["agiri_subset"]
     assert (subset["n_fake"], subset["n_real"], subset["fake formats"]) == (24, 20, {"JPEG": 12, "PNG": 12})
@@ -413,6 +413,9 @@ def test_leave_out_never_trains_on_the_held_out_generator(sample_root, monkeypat
     assert variants.held_out_sets("lofo", list(data["generator_dirs"]))["GAN"] == ["gan-mix", "gan-small"]
     recipe = variants.leave_out_recipe("fast balanced, no CIFAKE", ["glow", "gan-mix"], 0)
     assert recipe.train_fakes == ("generator:glow:all", "generator:gan-mix:all") and recipe.fake_shares == (1.0, 1.0)
+    strong = variants.leave_out_recipe("strong balanced, 4 epochs", ["glow"], 1)
+    assert (strong.epochs, strong.test_shift, strong.seed, strong.fake_shares) == (4, 0, 1, (1.0, 1.0))
+    assert variants.LEAVE_OUT["strong balanced, 4 epochs"][1] == "strong"
     leaky = replace(variants.RECIPES["fast"], train_fakes=("cifake", "generator:glow:all"))
     monkeypatch.setattr(variants, "leave_out_recipe", lambda name, train_on, seed: leaky)
     with pytest.raises(AssertionError, match="images of the held-out glow are in its training set"):
