@@ -301,7 +301,8 @@ def main(argv=None):
     parser.add_argument("--redo", action="store_true", help="run the chosen variants again (replacing their runs)")
     parser.add_argument("--out", help="output JSON (default notes/results/variants.json, or the sample results folder)")
     args = cli.parse(parser, argv)
-    known = VARIANTS if args.protocol == "changes" else LEAVE_OUT if args.protocol in ("logo", "lofo") else BOUNDS
+    known = VARIANTS if args.protocol == "changes" else LEAVE_OUT if args.protocol in ("logo", "lofo") else \
+        [BOUNDS[args.protocol]]
     unknown = set(args.only or ()) - set(known)
     if unknown:
         raise ProjectError(f"unknown variant(s) {', '.join(sorted(unknown))} for --protocol {args.protocol}: choose "
