@@ -382,8 +382,8 @@ def test_reproduce_tables_the_benchmark_per_unseen_generator(sample_results):
     generators = ["ddpm-cifar10-32", "ddpm-retrained", "gan-mix", "gan-small", "glow", "pixelcnnpp"]
     assert bench["generators"] == generators and bench["families"]["glow"] == "flow"
     rows = bench["rows"]
-    from conftest import BASE_CNN_LEAVE_OUT
-    assert set(rows) == {"CIFAKE only (floor)", *(f"logo: {v}" for v in BASE_CNN_LEAVE_OUT), "lofo: fast balanced",
+    from conftest import PAPER_LEAVE_OUT
+    assert set(rows) == {"CIFAKE only (floor)", *(f"logo: {v}" for v in PAPER_LEAVE_OUT), "lofo: fast balanced",
                          "lofo: fast pooled", "oracle: half of it (ceiling)", "strong_model (shipped)"}
     runs = [r for r in json.loads((sample_results / "variants.json").read_text())["runs"] if "benchmark" in r]
     logo = [r for r in runs if r["benchmark"] == "logo" and r["variant"] == "fast balanced"]
