@@ -7,7 +7,8 @@
     python code/bench.py layout     # one training step: NCHW vs channels-last, float32 vs bfloat16 (both nets)
     python code/bench.py eval       # load the 20,000 test images from the cache and score them
     python code/bench.py predict    # predict.py's path (find, decode, score) on the 20,000 CIFAKE test files
-    python code/bench.py recipes    # base CNN: original recipe (10 epochs) vs the fast recipe, 3 seeds each
+    python code/bench.py fast       # base CNN: original recipe (10 epochs) vs the fast recipe, 3 seeds each
+    python code/bench.py recipes    # StrongCNN: strong (2 of its epochs, scaled) vs strong_fast; torchrun 2 vs 1
     python code/bench.py audit      # audit.py on CIFAKE: header pass, both shortcut tests; against a full decode
     python code/bench.py inputs     # one training step per network and input transform, against the plain image
     python code/bench.py makers     # each fake-maker on the 45,000 real training images, against a training epoch
@@ -42,10 +43,14 @@ from generalise import FAKE_MAKERS, INPUTS
 from evaluate import predict_scores, score_at_threshold, score_dataset, score_files
 from imagefiles import find_image_files
 from imagefiles import decode_files
-from project import REPO_ROOT, config_path, fast_bfloat16, shown
-from training import RECIPES, split_train_val, train_model
+import publish
+from checkpoints import load_model
+from classes import count_parameters
+from project import REPO_ROOT, config_path, fast_bfloat16, machine_description, model_file, shown
+from training import RECIPES, SHIPPED_MODELS, split_train_val, train_model
 
-RECIPES_JSON = REPO_ROOT / "notes" / "logs" / "bench_recipes.json"    # written by `recipes`, read by `gpu`
+FAST_JSON = REPO_ROOT / "notes" / "logs" / "bench_fast.json"          # written by `fast`, read by `gpu`
+RECIPES_JSON = REPO_ROOT / "notes" / "logs" / "bench_recipes.json"    # written by `recipes`, read by publish.py
 
 
 def timed(fn):
@@ -198,7 +203,7 @@ def bench_predict(root):
     print(f"predict.py on {len(table)} CIFAKE test files (32x32 JPEG): {t:.1f} s, {len(table) / t:.0f} images/s")
 
 
-def bench_recipes(root, recipes=("original", "fast"), seeds=(0, 1, 2), output=None):
+def bench_fast(root, recipes=("original", "fast"), seeds=(0, 1, 2), output=None):
     """Train the base CNN with each recipe and each training seed on the same split (seed 0's); wall time and
     CIFAKE test accuracy at 0.5 per run, then the mean over seeds. A seed alone moves accuracy by tenths of a point
     (notes/results.md, sections 1 and 6), more than the differences a recipe comparison is about. Returns
@@ -228,6 +233,62 @@ def bench_recipes(root, recipes=("original", "fast"), seeds=(0, 1, 2), output=No
             name: [{"seed": seed, "seconds": s, "accuracy": a} for seed, (s, a) in zip(seeds, results)]
             for name, results in runs.items()}}, indent=2) + "\n")
     return runs
+
+
+def bench_recipes(root, output=None, timed_epochs=2, readme=None):
+    """StrongCNN's two recipes in one run on the same split: `strong` trained for `timed_epochs` of its epochs (its
+    seconds per epoch scaled to all of them, plus what it costs besides epochs: the pool, the model, calibration),
+    `strong_fast` in full; each scored on CIFAKE test (strong by the shipped strong_model, whose recipe it is) at
+    its validation threshold. Then train.py on the sample data in one process and under torchrun in two (gloo):
+    wall time in all, with start-up. torch.compile's cache starts empty, so its compile time is counted.
+    Returns the rows; with `output`, written there as JSON, and with `readme` too, that file's speed table."""
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
+    train, val = split_train_val(load_cifake(root, "train"))
+    test = load_cifake(root, "test")
+    rows = {}
+    for name, epochs in (("strong", timed_epochs), ("strong_fast", None)):
+        spec = SHIPPED_MODELS[f"{name}_model"]
+        recipe = replace(spec.recipe, epochs=epochs or spec.recipe.epochs)
+        seconds, (model, history) = timed(lambda: train_model(train, val, recipe, spec.arch, spec.arch_kwargs,
+                                                              progress=False))
+        per_epoch = float(np.mean([e["seconds"] for e in history["epochs"]]))
+        besides = seconds - sum(e["seconds"] for e in history["epochs"])
+        threshold = history["threshold"]
+        if name == "strong":
+            model, checkpoint = load_model(model_file("strong_model"))
+            threshold = checkpoint["threshold"]
+        figures = score_at_threshold(test.labels.numpy(), score_dataset(model, test), threshold)
+        rows[name] = {"epochs": spec.recipe.epochs, "timed epochs": len(history["epochs"]),
+                      "seconds per epoch": per_epoch, "seconds besides epochs": besides,
+                      "seconds in all": besides + per_epoch * spec.recipe.epochs,
+                      "test accuracy": figures["accuracy"], "test AUROC": figures["auroc"],
+                      "parameters": count_parameters(model)}
+        print(f"{name}: {per_epoch:.1f} s per epoch x {spec.recipe.epochs} + {besides:.1f} s = "
+              f"{rows[name]['seconds in all']:.0f} s; CIFAKE test accuracy {figures['accuracy']:.2%} at the "
+              f"validation threshold, AUROC {figures['auroc']:.4f}", flush=True)
+    ratio = rows["strong_fast"]["seconds in all"] / rows["strong"]["seconds in all"]
+    print(f"strong_fast: {ratio:.3f} of strong's training time ({1 / ratio:.1f}x faster)")
+    command = ["code/train.py", "--sample", "--recipe", "fast", "-ep", "2"]
+    environ = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = {"one process": [sys.executable, *command],
+            "torchrun, 2 processes": [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                      "--nproc_per_node=2", *command]}
+    for name, call in runs.items():
+        seconds, run = timed(lambda: subprocess.run(call, cwd=REPO_ROOT, capture_output=True, text=True,
+                                                    env=environ if "torchrun" in name else os.environ))
+        if run.returncode != 0:
+            sys.exit(f"{name} failed: {run.stderr.strip().splitlines()[-1]}")
+        rows[f"sample data, {name}"] = {"seconds in all": seconds}
+        print(f"train.py --sample --recipe fast -ep 2, {name}: {seconds:.1f} s", flush=True)
+    two = rows["sample data, torchrun, 2 processes"]["seconds in all"] / rows["sample data, one process"]["seconds in all"]
+    print(f"torchrun with 2 processes: {two:.2f}x one process's time on this machine's {os.cpu_count()} cores")
+    if output:
+        bench = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": machine_description(),
+                 "rows": rows}
+        Path(output).write_text(json.dumps(bench, indent=2) + "\n")
+        if readme:
+            publish.update_readme({"speed": publish.speed_table(bench).to_markdown(disable_numparse=True)}, readme)
+    return rows
 
 
 def bench_logo(sample=False):
@@ -283,8 +344,8 @@ def cpu_reference():
     reference = {"base CNN, original recipe, 10 epochs": (sidecar("base_model")["wall_seconds"],
                                                            test_accuracy.get("base_model", {}).get("accuracy")),
                  "strong net, strong recipe, 2 epochs": (sum(e["seconds"] for e in strong), strong[-1]["val_accuracy"])}
-    if RECIPES_JSON.is_file():
-        fast = json.loads(RECIPES_JSON.read_text())["runs"]["fast"][0]
+    if FAST_JSON.is_file():
+        fast = json.loads(FAST_JSON.read_text())["runs"]["fast"][0]
         reference["base CNN, fast recipe"] = (fast["seconds"], fast["accuracy"])
     return reference
 
@@ -341,10 +402,10 @@ def bench_gpu(root, output=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "layout", "eval", "predict", "recipes",
-                                          "audit", "inputs", "makers", "logo", "all", "gpu"])
+    parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "layout", "eval", "predict", "fast",
+                                          "recipes", "audit", "inputs", "makers", "logo", "all", "gpu"])
     parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
-    parser.add_argument("--seeds", type=int, default=3, help="training seeds per recipe for `recipes` (default 3)")
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds per recipe for `fast` (default 3)")
     parser.add_argument("--archives", metavar="DIR", help="gpu: unpack the CIFAKE archives in DIR into data/ first")
     parser.add_argument("--json", metavar="PATH", help="gpu: write the table as JSON")
     args = parser.parse_args()
@@ -379,8 +440,10 @@ def main():
         bench_makers(load_cifake(root, "train"))
     if args.which in ("logo", "all"):
         bench_logo()
+    if args.which in ("fast", "all"):
+        bench_fast(root, seeds=range(args.seeds), output=FAST_JSON)
     if args.which in ("recipes", "all"):
-        bench_recipes(root, seeds=range(args.seeds), output=RECIPES_JSON)
+        bench_recipes(root, output=RECIPES_JSON, readme=REPO_ROOT / "README.md")
 
 
 if __name__ == "__main__":

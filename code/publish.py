@@ -165,6 +165,25 @@ def benchmark_table(benchmark):
     return pd.DataFrame(cells).T
 
 
+def speed_table(bench):
+    """`bench.py recipes` for the README: each StrongCNN recipe's seconds per epoch and in all, its share of the
+    strong recipe's time and its CIFAKE test figures; then train.py under torchrun against one process."""
+    rows, strong = bench["rows"], bench["rows"]["strong"]["seconds in all"]
+    cells = {}
+    for name, row in rows.items():
+        timed = f" ({row['timed epochs']} timed)" if row.get("timed epochs", row.get("epochs")) != row.get("epochs") \
+            else ""
+        cells[name] = {"epochs": f"{row['epochs']}{timed}" if "epochs" in row else "",
+                       "s / epoch": f"{row['seconds per epoch']:.1f}" if "seconds per epoch" in row else "",
+                       "s in all": f"{row['seconds in all']:,.0f}",
+                       "test accuracy (val. threshold)": f"{row['test accuracy']:.2%}" if "test accuracy" in row else "",
+                       "test AUROC": f"{row['test AUROC']:.4f}" if "test AUROC" in row else ""}
+    cells["strong_fast"]["s in all"] += f" ({rows['strong_fast']['seconds in all'] / strong:.2f} of strong)"
+    one, two = (rows[f"sample data, {k}"]["seconds in all"] for k in ("one process", "torchrun, 2 processes"))
+    cells["sample data, torchrun, 2 processes"]["s in all"] += f" ({two / one:.2f}x one process)"
+    return pd.DataFrame(cells).T
+
+
 def update_readme(tables, path=REPO_ROOT / "README.md"):
     """Replace each `<!-- results:NAME -->` ... `<!-- /results:NAME -->` block of the README with its table."""
     text = path.read_text()

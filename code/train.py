@@ -6,13 +6,15 @@
     python code/train.py --arch strong --recipe strong -mf strong_model
     python code/train.py -ep 1 --sample                         # a quick run on the generated sample data
     python code/train.py --recipe fast --fakes my_gan/ -mf my_detector  # teach it your own generator too
+    torchrun --standalone --nproc_per_node=2 code/train.py --recipe fast -mf fast_model  # 2 processes (DDP)
 
 A recipe (training.RECIPES) sets every hyper-parameter; the flags below override single values. A stratified,
 seeded validation split is carved from the training data; the decision threshold stored with the model is
 chosen on it, never on the test set. The model is saved (models/<name>.pth and a JSON sidecar) only with -mf.
 With --fakes, every image below each folder joins the FAKE class as a source of its own, each source an equal
 share of every epoch's fakes, after an audit against CIFAKE's real test images; the sidecar records each folder,
-its file count and a digest of its files.
+its file count and a digest of its files. Under torchrun each process trains on its slice of every batch and
+only rank 0 writes (distributed.py).
 """
 import sys
 from dataclasses import replace
@@ -21,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cli
+import distributed
 from classes import ARCHITECTURES
 from imagefiles import find_image_files
 from project import ProjectError, absolute, cifake_root, model_path, pick_device, shown
@@ -40,18 +43,31 @@ def main(argv=None):
     parser.add_argument("-lr", "--lr", type=float, help="learning rate (the peak, with a one-cycle schedule)")
     parser.add_argument("--optimizer", choices=["sgd", "adamw"])
     parser.add_argument("--momentum", type=float)
+    parser.add_argument("-wd", "--weight-decay", type=float)
+    parser.add_argument("--label-smoothing", type=float)
+    parser.add_argument("--shift", type=int, help="random shifts of up to SHIFT pixels in training (0: none)")
+    parser.add_argument("--crop", type=int, help="train on random CROP x CROP windows for the first --crop-epochs")
+    parser.add_argument("--crop-epochs", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--val-fraction", type=float)
     parser.add_argument("--augment", help="train-time augmentation: blur, jpeg or blur,jpeg")
     parser.add_argument("--amp", action="store_true", default=None,
                         help="bfloat16 autocast where it is fast (CUDA, or a CPU with AVX512-BF16/AMX)")
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="float32 throughout")
+    parser.add_argument("--compile", action="store_true", default=None,
+                        help="torch.compile the training step (faster after a compile of about a minute on CPU)")
+    parser.add_argument("--no-compile", dest="compile", action="store_false", help="eager mode throughout")
     parser.add_argument("--fakes", nargs="+", metavar="DIR", help="folders of your generator's images, added to the "
                         "FAKE class (any format and size, searched recursively)")
     parser.add_argument("--log-every", type=int, default=0, metavar="N",
                         help="log loss, running and validation accuracy every N batches")
     args = cli.parse(parser, argv)
+    with distributed.joined(pick_device(args.device)) as (world, device):    # one process unless under torchrun
+        train(args, world, device)
 
+
+def train(args, world, device):
+    """The recipe with the flags' overrides, the audit of any --fakes folders, then training (and saving)."""
     overrides = {k: v for k, v in vars(args).items() if k in RECIPES["original"].__dataclass_fields__ and v is not None}
     if args.augment is not None:
         overrides["augment"] = tuple(a for a in args.augment.split(",") if a)
@@ -75,8 +91,7 @@ def main(argv=None):
         print("\n".join(lines))
         sources = recipe.train_fakes + tuple(f"folder:{folder}" for folder in folders)
         recipe = replace(recipe, train_fakes=sources, balance="sources", fake_shares=())
-    train_and_save(recipe, args.arch, arch_kwargs, root, path, pick_device(args.device), args.sample, args.log_every,
-                   extra)
+    train_and_save(recipe, args.arch, arch_kwargs, root, path, device, args.sample, args.log_every, extra, world)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,15 @@ import torch.nn as nn
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
+import distributed
 import perturb
 from checkpoints import load_model, read_sidecar, save_model
-from classes import (FAKE, REAL, Batcher, ImageSet, LoadReport, build_model, count_parameters, generator_fakes,
-                     generator_folders, load_cifake, load_image_files, single_view)
+from distributed import SINGLE
+from classes import Batcher, build_model, count_parameters, generator_folders, load_cifake, single_view
 from evaluate import (choose_threshold, expected_calibration_error, fit_temperature, predict_logits, predict_scores,
                       probability, score_at_threshold)
-from generalise import FAKE_MAKERS, INPUTS, jitter_colour, make_fakes, shuffle_patches
+from generalise import FAKE_MAKERS, INPUTS, jitter_colour, random_crop, shuffle_patches
+from pools import epoch_rows, training_pool
 from perturb import AUGMENTATIONS
 from project import (ProjectError, check_writable, cifake_root, dataset_dir, fast_bfloat16, git_commit, model_file,
                      seed_everything, shown)
@@ -46,11 +48,14 @@ class Recipe:
     shift: int = 0                  # random shifts of up to this many pixels, per image (reflection-padded)
     augment: tuple = ()             # "blur" and/or "jpeg": perturb.augment, redrawn each epoch
     amp: bool = False               # bfloat16 autocast, only where it is fast (project.fast_bfloat16)
+    compile: bool = False           # torch.compile the training forward pass (needs a C++ compiler on CPU)
     test_flip: bool = False         # StrongCNN at test time: average the logits of each view and its mirror
     test_shift: int = 0             # StrongCNN at test time: ... and of the image moved k pixels 4 ways
     input: str = "rgb"              # the network's input transform (generalise.INPUTS), kept in its checkpoint
     colour_jitter: float = 0.0      # brightness, contrast, saturation jitter this strong (generalise.jitter_colour)
     patch_shuffle: int = 0          # tiles of this size shuffled in half of the images (generalise.shuffle_patches)
+    crop: int = 0                   # the first crop_epochs epochs train on random crop x crop windows: cheaper steps
+    crop_epochs: int = 0            #   for a convolutional net with global pooling, which still scores whole images
     train_fakes: tuple = ("cifake",)  # the FAKE class: cifake (SD 1.4), fake-makers (generalise.FAKE_MAKERS) run on the
     #                                   REAL training images, generator:NAME (a fixed half of a development generator),
     #                                   generator:NAME:all (all of it), folder:PATH (every image below a folder)
@@ -75,6 +80,8 @@ class Recipe:
             ("input", self.input in INPUTS, f"one of {', '.join(INPUTS)}"),
             ("colour_jitter", 0 <= self.colour_jitter < 1, "in [0, 1)"),
             ("patch_shuffle", self.patch_shuffle in (0, 2, 4, 8, 16), "0, 2, 4, 8 or 16 (a divisor of 32)"),
+            ("crop", 0 <= self.crop <= 32 and (self.crop > 0) == (self.crop_epochs > 0), "in 1..32 with crop_epochs"),
+            ("crop_epochs", 0 <= self.crop_epochs < self.epochs, "at least 0 and under epochs"),
             ("train_fakes", len(self.train_fakes) > 0 and all(
                 source == "cifake" or source in FAKE_MAKERS or source.startswith(("generator:", "folder:"))
                 for source in self.train_fakes),
@@ -106,6 +113,8 @@ RECIPES = {recipe.name: recipe for recipe in (
     Recipe("strong", epochs=30, batch_size=256, lr=0.1, nesterov=True, weight_decay=5e-4, schedule="onecycle",
            label_smoothing=0.05, flip=True, shift=2, amp=True, test_flip=True, test_shift=1),
 )}
+# Strong in a fraction of the time (notes/results.md, "The strong model in minutes"): chosen on validation.
+RECIPES["strong_fast"] = replace(RECIPES["strong"], name="strong_fast", epochs=6, compile=True)
 # Strong plus CNNSpot-style blur and JPEG augmentation: robust to blur and resizing, 0.4 points lower when clean.
 RECIPES["strong_aug"] = replace(RECIPES["strong"], name="strong_aug", augment=("blur", "jpeg"))
 # The transfer study (notes/results.md, "Other generators"): the fast recipe with one change each, plus the oracles,
@@ -176,66 +185,11 @@ def dataset_fingerprint(dataset):
     return f"{dataset.name}:{len(dataset)}:" + hashlib.sha1(dataset.digests.tobytes()).hexdigest()[:16]
 
 
-def fake_source(source, train_set, real, generator_dirs, device="cpu", progress=True):
-    """The images of one train_fakes source (Recipe.train_fakes) as an ImageSet of fakes."""
-    if source == "cifake":
-        return train_set.subset(train_set.labels == FAKE)
-    if source.startswith("folder:"):
-        return load_image_files(source.split(":", 1)[1], source, verbose=False)
-    if source.startswith("generator:"):
-        name, _, part = source.split(":", 1)[1].partition(":")
-        if name not in generator_dirs:
-            raise ProjectError(f"recipe source {source}: no generator {name} (found {', '.join(generator_dirs)})")
-        return generator_fakes(generator_dirs[name], name, None if part == "all" else "train")
-    made = make_fakes(source, real.images, device=device, progress=progress)
-    return ImageSet(f"{source}({real.name})", made, torch.full((len(made),), FAKE),
-                    [f"{source}:{s}" for s in real.sources], LoadReport(len(made), len(made)), digests=real.digests)
-
-
-def training_pool(train_set, recipe, generator_dirs=None, device="cpu", progress=True):
-    """Every image a run may train on: the REAL training images, then each recipe.train_fakes source's fakes.
-    Returns (ImageSet, the source of each row: -1 for a real, k for train_fakes[k])."""
-    if recipe.train_fakes == ("cifake",):
-        return train_set, np.where(train_set.labels.numpy() == REAL, -1, 0)
-    generator_dirs = generator_dirs or generator_folders(dataset_dir("ddpm32_dir"), dataset_dir("generators32_dir"))
-    real = train_set.subset(train_set.labels == REAL)
-    data, source_of = real, [np.full(len(real), -1)]
-    for k, source in enumerate(recipe.train_fakes):
-        fakes = fake_source(source, train_set, real, generator_dirs, device, progress)
-        data, source_of = data.join(fakes, train_set.name), source_of + [np.full(len(fakes), k)]
-    return data, np.concatenate(source_of)
-
-
-def epoch_rows(source_of, recipe, epoch):
-    """The rows of the pool (training_pool) one epoch trains on. Pooled: every row, and the smaller class
-    oversampled (seeded, the same each epoch) to the size of the larger. Sources: every real, and as many fakes,
-    each source its share (recipe.fake_shares, default equal), drawn afresh each epoch without replacement where
-    the source has enough images."""
-    rng = np.random.default_rng([recipe.seed, epoch] if recipe.balance == "sources" else recipe.seed)
-    reals, fakes = np.flatnonzero(source_of < 0), np.flatnonzero(source_of >= 0)
-    if recipe.balance == "pooled":
-        smaller = fakes if len(fakes) < len(reals) else reals
-        extra = rng.choice(smaller, abs(len(reals) - len(fakes)), replace=True)
-        return np.concatenate([np.arange(len(source_of)), extra])
-    weights = np.asarray(recipe.fake_shares or [1.0] * len(recipe.train_fakes), dtype=np.float64)
-    counts = source_counts(weights / weights.sum(), len(reals))
-    drawn = [rng.choice(np.flatnonzero(source_of == k), n, replace=n > (source_of == k).sum())
-             for k, n in enumerate(counts) if n]
-    return np.concatenate([reals, *drawn])
-
-
-def source_counts(shares, total):
-    """`total` split by `shares` into whole numbers that add up to it (largest remainders)."""
-    exact = np.asarray(shares) * total
-    counts = np.floor(exact).astype(int)
-    counts[np.argsort(counts - exact)[:total - counts.sum()]] += 1
-    return counts
-
-
-def monitor(model, val_set, device):
+def monitor(model, val_set, device, amp=False):
     """Validation loss, accuracy at 0.5 and AUROC for progress reports, on one view per image (test-time view
-    averaging would cost up to 10x as much; the final calibration and threshold use every view)."""
-    with single_view(model):
+    averaging would cost up to 10x as much; the final calibration and threshold use every view), in bfloat16 when
+    the run trains in it (2-3x cheaper; these figures only report progress)."""
+    with single_view(model), torch.autocast(torch.device(device).type, torch.bfloat16, enabled=amp):
         scores = predict_scores(model, val_set.images, device)
     p = torch.from_numpy(scores).clamp(1e-7, 1 - 1e-7)
     loss = float(nn.functional.binary_cross_entropy(p, val_set.labels.double()))
@@ -264,7 +218,7 @@ def make_schedule(optimizer, schedule, total_steps):
 
 
 def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch_kwargs=None, device="cpu",
-                log_every=0, progress=True, generator_dirs=None):
+                log_every=0, progress=True, generator_dirs=None, world=SINGLE):
     """Train a network (`build_model(arch, **arch_kwargs)`) with `recipe`. Returns (model in eval mode, history):
     history["epochs"] has the train loss and validation loss / accuracy / AUROC per epoch (one view per image),
     history["steps"] (when log_every > 0) the running loss and accuracy and the validation figures every
@@ -272,7 +226,9 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
     recipe.train_fakes), history["fakes_per_epoch"] each fake source's images per epoch, and what `calibrate`
     returns: the temperature (also set as model.temperature), validation ECE, the threshold and every validation
     figure at it. `generator_dirs`: {name: folder} where generator:NAME fakes are read (default: config.json's
-    development generators, classes.generator_folders)."""
+    development generators, classes.generator_folders). `world`: the processes training together (distributed.py);
+    each takes its slice of every batch, and only the main one validates and calibrates (the others' history has
+    the train loss alone)."""
     device = torch.device(device)
     seed_everything(recipe.seed)
     arch_kwargs = dict(arch_kwargs or {})
@@ -286,6 +242,9 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
     # channels-last convolutions are 1.3-1.6x faster on the CPU (oneDNN) for both networks (bench.py layout)
     model = build_model(arch, **arch_kwargs).to(device, memory_format=torch.channels_last)
     amp = recipe.amp and fast_bfloat16(device)
+    net = distributed.wrap(model, world)                        # shares the weights; evaluation stays eager
+    net = torch.compile(net) if recipe.compile else net
+    progress = progress and world.main
 
     def batches(epoch, seed):
         """One epoch's Batcher over its rows of the pool, and how many images it takes from each fake source."""
@@ -320,35 +279,41 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
                 x = jitter_colour(x, recipe.colour_jitter, augmenter)
             if recipe.patch_shuffle:
                 x = shuffle_patches(x, recipe.patch_shuffle, augmenter)
+            if epoch <= recipe.crop_epochs:
+                x = random_crop(x, recipe.crop, augmenter)
+            n = len(y)                                 # the global batch; this process trains on its slice
+            x, y = world.shard(x), world.shard(y)
             with torch.autocast(device.type, torch.bfloat16, enabled=amp):
-                logits = model(x.contiguous(memory_format=torch.channels_last)).float()
-            loss = loss_fn(logits, y * (1 - smoothing) + 0.5 * smoothing)
+                logits = net(x.contiguous(memory_format=torch.channels_last)).float()
+            # weighted so that DDP's mean over the processes is the whole batch's mean loss
+            loss = loss_fn(logits, y * (1 - smoothing) + 0.5 * smoothing) * (len(y) * world.size / n)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            epoch_loss += loss.detach() * len(y)      # stays on the device: no sync per batch
-            step, seen = step + 1, seen + len(y)
-            if log_every:                              # learning-curve logging (syncs every batch)
-                window_loss += loss.item() * len(y)
+            epoch_loss += loss.detach() * n / world.size  # the slice's summed loss; no sync per batch
+            step, seen = step + 1, seen + n
+            if log_every and world.main:               # learning-curve logging (syncs every batch)
+                window_loss += loss.item() * n / world.size
                 window_correct += int(((logits > 0) == (y > 0.5)).sum())
                 window_n += len(y)
                 if step % log_every == 0:
                     history["steps"].append({"step": step, "images_seen": seen, "loss": window_loss / window_n,
                                              "accuracy": window_correct / window_n,
-                                             **monitor(model, val_set, device)})
+                                             **monitor(model, val_set, device, amp)})
                     window_loss, window_correct, window_n = 0.0, 0, 0
                     model.train()
-        metrics = monitor(model, val_set, device)
-        record = {"epoch": epoch, "train_loss": float(epoch_loss) / len(epoch_batches.labels), **metrics,
-                  "seconds": time.perf_counter() - started}
+        train_loss = float(world.total(epoch_loss)) / len(epoch_batches.labels)
+        metrics = monitor(model, val_set, device, amp) if world.main else {}
+        record = {"epoch": epoch, "train_loss": train_loss, **metrics, "seconds": time.perf_counter() - started}
         history["epochs"].append(record)
         if progress:
             print(f"epoch {epoch}/{recipe.epochs}: train loss {record['train_loss']:.4f} | val loss "
                   f"{metrics['val_loss']:.4f} acc {metrics['val_accuracy']:.4f} AUROC {metrics['val_auroc']:.4f} | "
                   f"{record['seconds']:.1f} s")
-    history.update(calibrate(model, val_set, device))
+    if world.main:
+        history.update(calibrate(model, val_set, device))
     return model.eval(), history
 
 
@@ -367,11 +332,11 @@ def calibrate(model, val_set, device="cpu"):
 
 
 def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, device="cpu", sample=False,
-                   log_every=0, extra_info=None):
+                   log_every=0, extra_info=None, world=SINGLE):
     """Train on the CIFAKE training split in `root` (default config.json's) with a validation split carved from
     it, and save the model to `path` (str or Path; with a JSON sidecar of everything needed to reproduce it) when
-    given: the destination is checked before training starts; `extra_info` joins the sidecar. Returns (model,
-    history)."""
+    given: the destination is checked before training starts; `extra_info` joins the sidecar. With many processes
+    (`world`, distributed.py) only the main one reports and saves. Returns (model, history)."""
     path = None if path is None else check_writable(path)
     dataset = load_cifake(root or cifake_root(sample=sample), "train")
     train_set, val_set = split_train_val(dataset, recipe.val_fraction, recipe.seed)
@@ -381,8 +346,10 @@ def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, d
     started = time.perf_counter()
     model, history = train_model(train_set, val_set, recipe, arch, arch_kwargs, device, log_every,
                                  generator_dirs=generator_folders(dataset_dir("ddpm32_dir", sample),
-                                                                  dataset_dir("generators32_dir", sample)))
+                                                                  dataset_dir("generators32_dir", sample)), world=world)
     wall = time.perf_counter() - started
+    if not world.main:
+        return model, history
     val = history["val_at_threshold"]
     print(f"validation: threshold {history['threshold']:.3f} (max balanced accuracy), accuracy {val['accuracy']:.4f}, "
           f"AUROC {val['auroc']:.4f}; temperature {history['temperature']:.3f} (ECE {history['val_ece_before']:.4f} -> "
@@ -396,7 +363,7 @@ def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, d
                 "validation": val, "temperature": history["temperature"],
                 "calibration": {k: history[k] for k in ("val_ece_before", "val_ece")}, "history": history["epochs"],
                 "steps": history["steps"], "device": str(device), "torch": torch.__version__,
-                "git_commit": git_commit(), "wall_seconds": round(wall, 1),
+                "git_commit": git_commit(), "wall_seconds": round(wall, 1), "processes": world.size,
                 "fakes_per_epoch": history["fakes_per_epoch"], **(extra_info or {})}
         save_model(model, path, history["threshold"], info)
         print(f"saved {shown(path)} and {path.with_suffix('.json').name}")

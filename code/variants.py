@@ -33,7 +33,8 @@ from classes import count_parameters, development_sets, family_of, generator_fol
 from evaluate import DEV_GENERATORS, generator_figures, score_at_threshold, score_dataset
 from imagefiles import PREPROCESSINGS
 from project import REPO_ROOT, ProjectError, config_path, dataset_dir, git_commit, machine_description, pick_device
-from training import RECIPES, SAMPLE_EPOCHS, split_train_val, train_model, training_pool
+from pools import training_pool
+from training import RECIPES, SAMPLE_EPOCHS, split_train_val, train_model
 
 # name: (recipe, architecture, its keywords). One change at a time from the `fast` base CNN, then the oracles.
 VARIANTS = {name: (name, "cnn", {}) for name in (

@@ -12,7 +12,8 @@ from PIL import Image
 import generalise
 from classes import FAKE, REAL, build_model, generator_folders, load_cifake
 from project import ProjectError
-from training import RECIPES, epoch_rows, source_counts, split_train_val, train_model, training_pool
+from pools import epoch_rows, source_counts, training_pool
+from training import RECIPES, split_train_val, train_model
 
 
 def batch(n=4, seed=0):

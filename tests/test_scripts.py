@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 import get_data
@@ -433,7 +432,7 @@ def test_regenerating_sample_data_keeps_results_and_models(tmp_path):
     assert (tmp_path / "results" / "kept.txt").exists() and (tmp_path / "models" / "kept.txt").exists()
 
 
-def test_bench_recipes_trains_each_seed_and_reports_the_mean(sample_root, monkeypatch, capsys):
+def test_bench_fast_trains_each_seed_and_reports_the_mean(sample_root, monkeypatch, capsys):
     import bench
     seeds_seen = []
 
@@ -442,11 +441,33 @@ def test_bench_recipes_trains_each_seed_and_reports_the_mean(sample_root, monkey
         return train_model(train, val, recipe, **kwargs)
 
     monkeypatch.setattr(bench, "train_model", recording_train_model)
-    runs = bench.bench_recipes(sample_root / "CIFAKE", recipes=("fast",), seeds=(0, 1))
+    runs = bench.bench_fast(sample_root / "CIFAKE", recipes=("fast",), seeds=(0, 1))
     assert seeds_seen == [0, 1] and len(runs["fast"]) == 2
     assert all(seconds > 0 and 0.0 <= accuracy <= 1.0 for seconds, accuracy in runs["fast"])
     out = capsys.readouterr().out
     assert "fast recipe (3 epochs, batch 256), seed 1:" in out and "fast recipe, mean of 2 seeds" in out
+
+
+def test_bench_recipes_times_both_strong_recipes_and_torchrun(sample_root, monkeypatch, tmp_path):
+    """bench.py recipes on the sample data with tiny networks: strong timed over one epoch and scaled to all of its
+    epochs, strong_fast in full, both scored; then train.py in one process and in two under torchrun."""
+    import bench
+    from training import SHIPPED_MODELS, ModelSpec
+    tiny = {name: ModelSpec(replace(SHIPPED_MODELS[name].recipe, epochs=epochs, compile=False), "strong",
+                            {"widths": (8, 16, 24)}) for name, epochs in (("strong_model", 4), ("strong_fast_model", 2))}
+    monkeypatch.setattr(bench, "SHIPPED_MODELS", {**SHIPPED_MODELS, **tiny})
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:speed -->\n<!-- /results:speed -->\n")
+    rows = bench.bench_recipes(sample_root / "CIFAKE", output=tmp_path / "recipes.json", timed_epochs=1, readme=readme)
+    strong, fast = rows["strong"], rows["strong_fast"]
+    assert strong["timed epochs"] == 1 and strong["epochs"] == 4 and fast["timed epochs"] == fast["epochs"] == 2
+    assert strong["seconds in all"] == pytest.approx(strong["seconds besides epochs"] + 4 * strong["seconds per epoch"])
+    assert strong["parameters"] == 281_697                      # scored by the shipped strong_model
+    assert all(0.5 <= row["test AUROC"] <= 1 for row in (strong, fast))
+    assert rows["sample data, torchrun, 2 processes"]["seconds in all"] > 0
+    assert json.loads((tmp_path / "recipes.json").read_text())["rows"].keys() == rows.keys()
+    table = readme.read_text()
+    assert "| strong " in table and "4 (1 timed)" in table and "of strong)" in table and "x one process)" in table
 
 
 # -- get_data.py: everything up to the network call ---------------------------------------------
