@@ -11,6 +11,7 @@
     python code/bench.py recipes    # StrongCNN: strong (2 of its epochs, scaled) vs strong_fast; torchrun 2 vs 1
     python code/bench.py audit      # audit.py on CIFAKE: header pass, both shortcut tests; against a full decode
     python code/bench.py inputs     # one training step per network and input transform, against the plain image
+    python code/bench.py steps      # one StrongCNN step per speed lever (widths, compile, threads, batch)
     python code/bench.py makers     # each fake-maker on the 45,000 real training images, against a training epoch
     python code/bench.py logo       # leave-one-generator-out, fast recipe, one seed, against one fast training
     python code/bench.py all        # all of the above
@@ -46,8 +47,8 @@ from imagefiles import decode_files
 import publish
 from checkpoints import load_model
 from classes import count_parameters
-from project import REPO_ROOT, config_path, fast_bfloat16, machine_description, model_file, shown
-from training import RECIPES, SHIPPED_MODELS, split_train_val, train_model
+from project import REPO_ROOT, config_path, fast_bfloat16, git_commit, machine_description, model_file, shown
+from training import FAST_STRONG, RECIPES, SHIPPED_MODELS, split_train_val, train_model
 
 FAST_JSON = REPO_ROOT / "notes" / "logs" / "bench_fast.json"          # written by `fast`, read by `gpu`
 RECIPES_JSON = REPO_ROOT / "notes" / "logs" / "bench_recipes.json"    # written by `recipes`, read by publish.py
@@ -162,6 +163,31 @@ def bench_layout(batch_size=256, steps=8):
             f"{name} {t * 1000:.0f} ms ({baseline / t:.1f}x)" for name, t in results.items()))
 
 
+def bench_steps(batch_size=256, steps=8):
+    """StrongCNN's training step (channels-last, bfloat16 where fast) under each speed lever tried for the fast
+    strong recipe (notes/results.md, 14): narrower stages, torch.compile (its compile and warm-up counted apart),
+    one thread instead of all, a larger batch; per image, as a ratio to the shipped network's eager step."""
+    bf16, threads = fast_bfloat16("cpu"), torch.get_num_threads()
+    data = lambda n: (torch.randn(n, 3, 32, 32), (torch.rand(n) < 0.5).float())
+    step = lambda model, n=batch_size: median_step(model, *data(n), torch.channels_last, bf16, steps) / n
+    shipped, narrow = {"widths": (32, 64, 112)}, {"widths": FAST_STRONG.arch_kwargs["widths"]}
+    rows = {"shipped widths, eager": step(build_model("strong", **shipped))}
+    rows[f"widths {narrow['widths']}, eager"] = step(build_model("strong", **narrow))
+    for name, kwargs in (("shipped widths", shipped), (f"widths {narrow['widths']}", narrow)):
+        seconds, per_image = timed(lambda: step(torch.compile(build_model("strong", **kwargs))))
+        rows[f"{name}, torch.compile"] = per_image
+        print(f"{name}, torch.compile: {seconds - (steps + 2) * per_image * batch_size:.1f} s to compile and warm up")
+    torch.set_num_threads(1)
+    rows["shipped widths, eager, 1 thread"] = step(build_model("strong", **shipped))
+    torch.set_num_threads(threads)
+    rows[f"shipped widths, eager, batch {2 * batch_size}"] = step(build_model("strong", **shipped), 2 * batch_size)
+    baseline = rows["shipped widths, eager"]
+    for name, per_image in rows.items():
+        print(f"StrongCNN step, {name}: {per_image * batch_size * 1000:.0f} ms per {batch_size} images "
+              f"({baseline / per_image:.2f}x)")
+    return rows
+
+
 def bench_inputs(batch_size=256, steps=8):
     """One training step (channels-last, bfloat16 where fast, as train_model runs) of each network on each input
     transform, as a ratio to the same network on the plain image: the issue's budget is 1.3x."""
@@ -246,8 +272,8 @@ def bench_recipes(root, output=None, timed_epochs=2, readme=None):
     train, val = split_train_val(load_cifake(root, "train"))
     test = load_cifake(root, "test")
     rows = {}
-    for name, epochs in (("strong", timed_epochs), ("strong_fast", None)):
-        spec = SHIPPED_MODELS[f"{name}_model"]
+    for name, spec, epochs in (("strong", SHIPPED_MODELS["strong_model"], timed_epochs),
+                               ("strong_fast", FAST_STRONG, None)):
         recipe = replace(spec.recipe, epochs=epochs or spec.recipe.epochs)
         seconds, (model, history) = timed(lambda: train_model(train, val, recipe, spec.arch, spec.arch_kwargs,
                                                               progress=False))
@@ -280,11 +306,11 @@ def bench_recipes(root, output=None, timed_epochs=2, readme=None):
             sys.exit(f"{name} failed: {run.stderr.strip().splitlines()[-1]}")
         rows[f"sample data, {name}"] = {"seconds in all": seconds}
         print(f"train.py --sample --recipe fast -ep 2, {name}: {seconds:.1f} s", flush=True)
-    two = rows["sample data, torchrun, 2 processes"]["seconds in all"] / rows["sample data, one process"]["seconds in all"]
-    print(f"torchrun with 2 processes: {two:.2f}x one process's time on this machine's {os.cpu_count()} cores")
+    one, two = (rows[f"sample data, {name}"]["seconds in all"] for name in runs)
+    print(f"torchrun with 2 processes: {two / one:.2f}x one process's time on this machine's {os.cpu_count()} cores")
     if output:
         bench = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": machine_description(),
-                 "rows": rows}
+                 "git_commit": git_commit(), "rows": rows}
         Path(output).write_text(json.dumps(bench, indent=2) + "\n")
         if readme:
             publish.update_readme({"speed": publish.speed_table(bench).to_markdown(disable_numparse=True)}, readme)
@@ -403,7 +429,7 @@ def bench_gpu(root, output=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "layout", "eval", "predict", "fast",
-                                          "recipes", "audit", "inputs", "makers", "logo", "all", "gpu"])
+                                          "recipes", "audit", "inputs", "steps", "makers", "logo", "all", "gpu"])
     parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per recipe for `fast` (default 3)")
     parser.add_argument("--archives", metavar="DIR", help="gpu: unpack the CIFAKE archives in DIR into data/ first")
@@ -436,6 +462,8 @@ def main():
         bench_audit(root)
     if args.which in ("inputs", "all"):
         bench_inputs()
+    if args.which in ("steps", "all"):
+        bench_steps()
     if args.which in ("makers", "all"):
         bench_makers(load_cifake(root, "train"))
     if args.which in ("logo", "all"):

@@ -113,13 +113,6 @@ def shuffle_patches(x, patch, generator):
     return tiles.reshape(n, rows, cols, c, patch, patch).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
 
 
-def random_crop(x, size, generator):
-    """One `size` x `size` window of the batch, at a random place (the same for the whole batch: batches are
-    shuffled, and a slice costs nothing)."""
-    top, left = torch.randint(0, x.shape[2] - size + 1, (2,), generator=generator).tolist()
-    return x[:, :, top:top + size, left:left + size]
-
-
 # ----------------------------------------------------------------------------------------------
 # A patch-level network
 

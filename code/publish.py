@@ -176,7 +176,7 @@ def speed_table(bench):
         cells[name] = {"epochs": f"{row['epochs']}{timed}" if "epochs" in row else "",
                        "s / epoch": f"{row['seconds per epoch']:.1f}" if "seconds per epoch" in row else "",
                        "s in all": f"{row['seconds in all']:,.0f}",
-                       "test accuracy (val. threshold)": f"{row['test accuracy']:.2%}" if "test accuracy" in row else "",
+                       "test accuracy (val. thr.)": f"{row['test accuracy']:.2%}" if "test accuracy" in row else "",
                        "test AUROC": f"{row['test AUROC']:.4f}" if "test AUROC" in row else ""}
     cells["strong_fast"]["s in all"] += f" ({rows['strong_fast']['seconds in all'] / strong:.2f} of strong)"
     one, two = (rows[f"sample data, {k}"]["seconds in all"] for k in ("one process", "torchrun, 2 processes"))

@@ -46,8 +46,6 @@ def main(argv=None):
     parser.add_argument("-wd", "--weight-decay", type=float)
     parser.add_argument("--label-smoothing", type=float)
     parser.add_argument("--shift", type=int, help="random shifts of up to SHIFT pixels in training (0: none)")
-    parser.add_argument("--crop", type=int, help="train on random CROP x CROP windows for the first --crop-epochs")
-    parser.add_argument("--crop-epochs", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--val-fraction", type=float)
     parser.add_argument("--augment", help="train-time augmentation: blur, jpeg or blur,jpeg")

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 import get_data
@@ -452,10 +453,12 @@ def test_bench_recipes_times_both_strong_recipes_and_torchrun(sample_root, monke
     """bench.py recipes on the sample data with tiny networks: strong timed over one epoch and scaled to all of its
     epochs, strong_fast in full, both scored; then train.py in one process and in two under torchrun."""
     import bench
-    from training import SHIPPED_MODELS, ModelSpec
-    tiny = {name: ModelSpec(replace(SHIPPED_MODELS[name].recipe, epochs=epochs, compile=False), "strong",
-                            {"widths": (8, 16, 24)}) for name, epochs in (("strong_model", 4), ("strong_fast_model", 2))}
-    monkeypatch.setattr(bench, "SHIPPED_MODELS", {**SHIPPED_MODELS, **tiny})
+    from training import FAST_STRONG, SHIPPED_MODELS, ModelSpec
+    tiny = lambda spec, epochs: ModelSpec(replace(spec.recipe, epochs=epochs, compile=False), "strong",
+                                          {"widths": (8, 16, 24)})
+    strong = tiny(SHIPPED_MODELS["strong_model"], 4)
+    monkeypatch.setattr(bench, "SHIPPED_MODELS", {**SHIPPED_MODELS, "strong_model": strong})
+    monkeypatch.setattr(bench, "FAST_STRONG", tiny(FAST_STRONG, 2))
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:speed -->\n<!-- /results:speed -->\n")
     rows = bench.bench_recipes(sample_root / "CIFAKE", output=tmp_path / "recipes.json", timed_epochs=1, readme=readme)
@@ -468,6 +471,17 @@ def test_bench_recipes_times_both_strong_recipes_and_torchrun(sample_root, monke
     assert json.loads((tmp_path / "recipes.json").read_text())["rows"].keys() == rows.keys()
     table = readme.read_text()
     assert "| strong " in table and "4 (1 timed)" in table and "of strong)" in table and "x one process)" in table
+
+
+def test_bench_steps_times_each_lever_against_the_shipped_network(monkeypatch, capsys):
+    import bench
+    monkeypatch.setattr(bench.torch, "compile", lambda model: model)    # compiling is tested in test_training
+    threads = torch.get_num_threads()
+    rows = bench.bench_steps(batch_size=4, steps=1)
+    assert torch.get_num_threads() == threads                           # the thread count is restored
+    assert len(rows) == 6 and all(seconds > 0 for seconds in rows.values())
+    out = capsys.readouterr().out
+    assert "shipped widths, eager: " in out and "(1.00x)" in out and "to compile and warm up" in out
 
 
 # -- get_data.py: everything up to the network call ---------------------------------------------

@@ -119,33 +119,10 @@ def test_train_commands_name_what_differs_from_the_recipe():
     (dict(momentum=1.0), r"momentum must be in \[0, 1\)"), (dict(momentum=-0.5), "momentum"),
     (dict(label_smoothing=1.0), "label_smoothing"), (dict(optimizer="adam"), "optimizer must be sgd or adamw"),
     (dict(schedule="cosine"), "schedule must be constant or onecycle"), (dict(augment=("rotate",)), "augment"),
-    (dict(val_fraction=0.0), "val_fraction"), (dict(crop=16), "crop must be in 1..32 with crop_epochs"),
-    (dict(crop=40, crop_epochs=1, epochs=2), "crop must be"), (dict(crop=16, crop_epochs=5), "crop_epochs must be")])
+    (dict(val_fraction=0.0), "val_fraction")])
 def test_a_recipe_refuses_values_no_run_could_use(change, message):
     with pytest.raises(ProjectError, match=message):
         replace(RECIPES["original"], **change)
-
-
-def test_crop_epochs_train_on_windows_then_on_whole_images(sample_root, monkeypatch):
-    """recipe.crop: the first crop_epochs epochs see crop x crop windows, the rest whole 32 x 32 images."""
-    train, val = split_train_val(load_cifake(sample_root / "CIFAKE", "train", verbose=False))
-    seen = []
-    forward = training.build_model
-
-    def recording_model(*args, **kwargs):
-        model = forward(*args, **kwargs)
-        model.register_forward_pre_hook(lambda module, inputs: seen.append(
-            (module.training, tuple(inputs[0].shape[2:]))))
-        return model
-    monkeypatch.setattr(training, "build_model", recording_model)
-    recipe = replace(RECIPES["strong_fast"], epochs=3, crop=16, crop_epochs=2, compile=False, test_shift=0,
-                     batch_size=256)
-    _, history = train_model(train, val, recipe, "strong", {"widths": (8, 16, 24)}, progress=False)
-    trained = [size for training_mode, size in seen if training_mode]
-    per_epoch = len(trained) // 3
-    assert set(trained[:2 * per_epoch]) == {(16, 16)} and set(trained[2 * per_epoch:]) == {(32, 32)}
-    assert {size for training_mode, size in seen if not training_mode} == {(32, 32)}   # validation: whole images
-    assert len(history["epochs"]) == 3
 
 
 def test_compiled_training_matches_its_recipe_and_saves_an_eager_model(sample_root, tmp_path):
