@@ -17,16 +17,15 @@
     python code/bench.py all        # all of the above
     python code/bench.py gpu        # on CUDA: the test suite, three trainings, test.py and predict.py, beside the CPU
 
-`gpu` needs only PyTorch, torchvision, numpy, pandas, scikit-learn, scipy, matplotlib, pillow, tqdm and pytest (tests
-that need grad-cam, nbclient or tabulate skip without them). With --archives DIR it first unpacks the CIFAKE
-archives found there into data/ (for a machine that has the repo but not the data).
+`gpu` (code/gpucheck.py) needs only PyTorch, torchvision, numpy, pandas, scikit-learn, scipy, matplotlib, pillow,
+tqdm and pytest (tests that need grad-cam, nbclient or tabulate skip without them). With --archives DIR it first
+unpacks the CIFAKE archives found there into data/ (for a machine that has the repo but not the data).
 """
 import argparse
 import json
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from dataclasses import replace
@@ -35,19 +34,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-import pandas as pd
 import torch
 from PIL import Image
 
-from classes import Batcher, CIFAKE_CNN, build_model, load_cifake, normalise
-from generalise import FAKE_MAKERS, INPUTS
-from evaluate import predict_scores, score_at_threshold, score_dataset, score_files
-from imagefiles import find_image_files
-from imagefiles import decode_files
 import publish
 from checkpoints import load_model
-from classes import count_parameters
-from project import REPO_ROOT, config_path, fast_bfloat16, git_commit, machine_description, model_file, shown
+from classes import Batcher, CIFAKE_CNN, build_model, count_parameters, load_cifake, normalise
+from evaluate import predict_scores, score_at_threshold, score_dataset, score_files
+from generalise import FAKE_MAKERS, INPUTS
+from imagefiles import decode_files, find_image_files
+from project import REPO_ROOT, config_path, fast_bfloat16, git_commit, machine_description, model_file
 from training import FAST_STRONG, RECIPES, SHIPPED_MODELS, split_train_val, train_model
 
 FAST_JSON = REPO_ROOT / "notes" / "logs" / "bench_fast.json"          # written by `fast`, read by `gpu`
@@ -163,10 +159,16 @@ def bench_layout(batch_size=256, steps=8):
             f"{name} {t * 1000:.0f} ms ({baseline / t:.1f}x)" for name, t in results.items()))
 
 
+def fresh_compile_cache():
+    """An empty cache for torch.compile (inductor), so that a figure includes the compiling."""
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
+
+
 def bench_steps(batch_size=256, steps=8):
     """StrongCNN's training step (channels-last, bfloat16 where fast) under each speed lever tried for the fast
     strong recipe (notes/results.md, 14): narrower stages, torch.compile (its compile and warm-up counted apart),
     one thread instead of all, a larger batch; per image, as a ratio to the shipped network's eager step."""
+    fresh_compile_cache()
     bf16, threads = fast_bfloat16("cpu"), torch.get_num_threads()
     data = lambda n: (torch.randn(n, 3, 32, 32), (torch.rand(n) < 0.5).float())
     step = lambda model, n=batch_size: median_step(model, *data(n), torch.channels_last, bf16, steps) / n
@@ -268,7 +270,7 @@ def bench_recipes(root, output=None, timed_epochs=2, readme=None):
     its validation threshold. Then train.py on the sample data in one process and under torchrun in two (gloo):
     wall time in all, with start-up. torch.compile's cache starts empty, so its compile time is counted.
     Returns the rows; with `output`, written there as JSON, and with `readme` too, that file's speed table."""
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
+    fresh_compile_cache()
     train, val = split_train_val(load_cifake(root, "train"))
     test = load_cifake(root, "test")
     rows = {}
@@ -351,81 +353,6 @@ def bench_audit(root):
     return t_audit
 
 
-def unpack_archives(folder, data_dir):
-    """Unpack every CIFAKE archive in `folder` into `data_dir` (they unpack to CIFAKE/<split>/...)."""
-    archives = sorted(Path(folder).glob("cifake-*.tar.gz"))
-    if not archives:
-        sys.exit(f"no cifake-*.tar.gz in {folder}: copy ../shared/data/cifake-*.tar.gz there first")
-    for archive in archives:
-        with tarfile.open(archive) as tar:
-            tar.extractall(data_dir, filter="data")
-
-
-def cpu_reference():
-    """The CPU figures of this repo's README, from the files they are generated from: {run: (seconds, accuracy)}."""
-    sidecar = lambda name: json.loads((REPO_ROOT / "models" / f"{name}.json").read_text())
-    results = REPO_ROOT / "notes" / "results" / "results.json"
-    test_accuracy = json.loads(results.read_text())["cifake_test"]["models"] if results.is_file() else {}
-    strong = sidecar("strong_model")["history"][:2]
-    reference = {"base CNN, original recipe, 10 epochs": (sidecar("base_model")["wall_seconds"],
-                                                           test_accuracy.get("base_model", {}).get("accuracy")),
-                 "strong net, strong recipe, 2 epochs": (sum(e["seconds"] for e in strong), strong[-1]["val_accuracy"])}
-    if FAST_JSON.is_file():
-        fast = json.loads(FAST_JSON.read_text())["runs"]["fast"][0]
-        reference["base CNN, fast recipe"] = (fast["seconds"], fast["accuracy"])
-    return reference
-
-
-def bench_gpu(root, output=None):
-    """The GPU check: the suite's tests that need no dataset with CUDA wherever a test takes a device; the base CNN
-    trained with the original recipe (10 epochs) and the fast recipe, and 2 epochs of the strong recipe, each timed
-    and scored on CIFAKE test; test.py and predict.py on the 20,000 test images, on CUDA and on this machine's CPU.
-    One table beside the CPU figures of the README: test accuracy at 0.5, except the strong row's CPU figure, the
-    shipped run's validation accuracy after its second epoch (compare it with gpu_validation_last_epoch)."""
-    if not torch.cuda.is_available():
-        sys.exit(f"bench.py gpu needs a CUDA GPU, and torch {torch.__version__} finds none on this machine")
-    device = torch.device("cuda")
-    print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
-          f"bfloat16 {'on' if fast_bfloat16(device) else 'off'}", flush=True)
-    rows = []
-    suite = [sys.executable, "-m", "pytest", "-q", "-m", "not real_data", "tests"]
-    seconds, run = timed(lambda: subprocess.run(suite, cwd=REPO_ROOT, env=dict(os.environ, CIFAKE_TEST_DEVICE="cuda")))
-    rows.append({"run": "test suite without datasets", "gpu_seconds": seconds,
-                 "gpu_result": "passed" if run.returncode == 0 else f"failed (exit {run.returncode})"})
-    train, val = split_train_val(load_cifake(root, "train"))
-    test = load_cifake(root, "test")
-    reference = cpu_reference()
-    for name, recipe, arch in (("base CNN, original recipe, 10 epochs", replace(RECIPES["original"], epochs=10), "cnn"),
-                               ("base CNN, fast recipe", RECIPES["fast"], "cnn"),
-                               ("strong net, strong recipe, 2 epochs", replace(RECIPES["strong"], epochs=2), "strong")):
-        seconds, (model, history) = timed(lambda: train_model(train, val, recipe, arch, device=device, progress=False))
-        accuracy = score_at_threshold(test.labels.numpy(), score_dataset(model, test, device), 0.5)["accuracy"]
-        cpu_seconds, cpu_accuracy = reference.get(name, (None, None))
-        rows.append({"run": name, "gpu_seconds": seconds, "cpu_seconds": cpu_seconds, "gpu_result": accuracy,
-                     "gpu_validation_last_epoch": history["epochs"][-1]["val_accuracy"], "cpu_result": cpu_accuracy,
-                     "cpu_source": "README (2-core CPU)"})
-        print(rows[-1], flush=True)
-    for name, command in (("test.py -mf base_model", ["code/test.py", "-mf", "base_model", "--data", str(root)]),
-                          ("predict.py on the test images", ["code/predict.py", str(Path(root) / "test"), "-mf",
-                                                             "base_model", "--csv", os.devnull])):
-        times = {}
-        for where in ("cuda", "cpu"):
-            call = [sys.executable, *command, "--device", where]
-            times[where], run = timed(lambda: subprocess.run(call, cwd=REPO_ROOT, capture_output=True, text=True))
-            if run.returncode != 0:
-                sys.exit(f"{name} failed on {where}: {run.stderr.strip().splitlines()[-1]}")
-        rows.append({"run": name, "gpu_seconds": times["cuda"], "cpu_seconds": times["cpu"], "gpu_result": "ran",
-                     "cpu_source": "this machine's CPU, same run"})
-    table = pd.DataFrame(rows).set_index("run")
-    table["speed-up"] = table["cpu_seconds"] / table["gpu_seconds"]
-    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
-    if output:
-        Path(output).write_text(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
-                                            "rows": rows}, indent=2, default=str) + "\n")
-        print(f"wrote {shown(output)}")
-    return table
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "layout", "eval", "predict", "fast",
@@ -437,6 +364,7 @@ def main():
     args = parser.parse_args()
     root = Path(args.data) if args.data else config_path("CIFAKE_dir")
     if args.which == "gpu":
+        from gpucheck import bench_gpu, unpack_archives
         if args.archives and not (root / "test").is_dir():
             unpack_archives(args.archives, root.parent)
         bench_gpu(root, args.json)

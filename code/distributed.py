@@ -79,6 +79,9 @@ def start(device):
     world = world_from_environment()
     device = world.device(device)
     if world.size > 1:
+        if device.type not in ("cpu", "cuda"):
+            raise ProjectError(f"torchrun training runs on CPU (gloo) or CUDA (NCCL), not {device.type}: add "
+                               f"--device cpu, or train in one process")
         if device.type == "cuda":
             torch.cuda.set_device(device)
         backend = "nccl" if device.type == "cuda" else "gloo"

@@ -175,7 +175,8 @@ def speed_table(bench):
             else ""
         cells[name] = {"epochs": f"{row['epochs']}{timed}" if "epochs" in row else "",
                        "s / epoch": f"{row['seconds per epoch']:.1f}" if "seconds per epoch" in row else "",
-                       "s in all": f"{row['seconds in all']:,.0f}",
+                       "s in all": f"{row['seconds in all']:,.0f}" if row["seconds in all"] >= 100 else
+                                   f"{row['seconds in all']:.1f}",
                        "test accuracy (val. thr.)": f"{row['test accuracy']:.2%}" if "test accuracy" in row else "",
                        "test AUROC": f"{row['test AUROC']:.4f}" if "test AUROC" in row else ""}
     cells["strong_fast"]["s in all"] += f" ({rows['strong_fast']['seconds in all'] / strong:.2f} of strong)"

@@ -109,7 +109,8 @@ RECIPES = {recipe.name: recipe for recipe in (
     Recipe("strong", epochs=30, batch_size=256, lr=0.1, nesterov=True, weight_decay=5e-4, schedule="onecycle",
            label_smoothing=0.05, flip=True, shift=2, amp=True, test_flip=True, test_shift=1),
 )}
-# Strong in a fraction of the time (notes/results.md, "The strong model in minutes"): chosen on validation.
+# Strong in about a sixth of its time (notes/results.md, 14; chosen on validation): six compiled epochs, a point less
+# accurate. Trained with FAST_STRONG's narrower network.
 RECIPES["strong_fast"] = replace(RECIPES["strong"], name="strong_fast", epochs=6, compile=True)
 # Strong plus CNNSpot-style blur and JPEG augmentation: robust to blur and resizing, 0.4 points lower when clean.
 RECIPES["strong_aug"] = replace(RECIPES["strong"], name="strong_aug", augment=("blur", "jpeg"))
@@ -152,8 +153,8 @@ SHIPPED_MODELS = {
     "strong_aug_model": ModelSpec(RECIPES["strong_aug"], "strong", {"widths": (32, 64, 96)}),
 }
 
-# StrongCNN in a sixth of the strong recipe's time, as far as measured (notes/results.md, 14): not shipped, as it
-# misses the strong model's accuracy; bench.py recipes times it against the strong recipe.
+# The strong_fast recipe's network: not shipped, as it misses the strong model's accuracy (notes/results.md, 14);
+# bench.py recipes times it against the strong recipe.
 FAST_STRONG = ModelSpec(RECIPES["strong_fast"], "strong", {"widths": (24, 48, 96)})
 
 

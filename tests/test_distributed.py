@@ -34,6 +34,12 @@ def test_a_bad_world_is_refused_in_one_line(environ, says):
     assert "\n" not in str(refused.value) and "torchrun" in str(refused.value)
 
 
+def test_many_processes_refuse_a_device_without_a_backend(monkeypatch):
+    monkeypatch.setattr(distributed, "world_from_environment", lambda: distributed.World(0, 2))
+    with pytest.raises(ProjectError, match="not mps"):
+        distributed.start("mps")
+
+
 def test_slices_of_a_batch_are_disjoint_and_cover_it():
     batch = torch.arange(7)
     slices = [distributed.World(rank, 2).shard(batch) for rank in (0, 1)]
