@@ -4,6 +4,7 @@
     python code/train.py -ep 10 --attn -mf attn_model           # with the SRM attention layer
     python code/train.py --recipe fast -mf fast_model           # the fast recipe (training.RECIPES)
     python code/train.py --arch strong --recipe strong -mf strong_model
+    python code/train.py --arch strong --recipe strong_fast --widths 24,48,96   # about a sixth of the time
     python code/train.py -ep 1 --sample                         # a quick run on the generated sample data
     python code/train.py --recipe fast --fakes my_gan/ -mf my_detector  # teach it your own generator too
     torchrun --standalone --nproc_per_node=2 code/train.py --recipe fast -mf fast_model  # 2 processes (DDP)

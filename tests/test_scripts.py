@@ -479,7 +479,7 @@ def test_bench_steps_times_each_lever_against_the_shipped_network(monkeypatch, c
     threads = torch.get_num_threads()
     rows = bench.bench_steps(batch_size=4, steps=1)
     assert torch.get_num_threads() == threads                           # the thread count is restored
-    assert len(rows) == 6 and all(seconds > 0 for seconds in rows.values())
+    assert len(rows) == 7 and all(seconds > 0 for seconds in rows.values())
     out = capsys.readouterr().out
     assert "shipped widths, eager: " in out and "(1.00x)" in out and "to compile and warm up" in out
 
