@@ -188,7 +188,7 @@ def dataset_fingerprint(dataset):
 def monitor(model, val_set, device, amp=False):
     """Validation loss, accuracy at 0.5 and AUROC for progress reports, on one view per image (test-time view
     averaging would cost up to 10x as much; the final calibration and threshold use every view), in bfloat16 when
-    the run trains in it (2-3x cheaper; these figures only report progress)."""
+    the run trains in it (cheaper; these figures only report progress)."""
     with single_view(model), torch.autocast(torch.device(device).type, torch.bfloat16, enabled=amp):
         scores = predict_scores(model, val_set.images, device)
     p = torch.from_numpy(scores).clamp(1e-7, 1 - 1e-7)
