@@ -43,17 +43,11 @@ from classes import Batcher, CIFAKE_CNN, build_model, count_parameters, load_cif
 from evaluate import predict_scores, score_at_threshold, score_dataset, score_files
 from generalise import FAKE_MAKERS, INPUTS
 from imagefiles import decode_files, find_image_files
-from project import REPO_ROOT, config_path, fast_bfloat16, git_commit, machine_description, model_file
+from gpucheck import FAST_JSON, bench_gpu, unpack_archives
+from project import REPO_ROOT, config_path, fast_bfloat16, git_commit, machine_description, model_file, timed
 from training import FAST_STRONG, RECIPES, SHIPPED_MODELS, split_train_val, train_model
 
-FAST_JSON = REPO_ROOT / "notes" / "logs" / "bench_fast.json"          # written by `fast`, read by `gpu`
 RECIPES_JSON = REPO_ROOT / "notes" / "logs" / "bench_recipes.json"    # written by `recipes`, read by publish.py
-
-
-def timed(fn):
-    started = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - started, result
 
 
 def bench_cache(root):
@@ -366,7 +360,6 @@ def main():
     args = parser.parse_args()
     root = Path(args.data) if args.data else config_path("CIFAKE_dir")
     if args.which == "gpu":
-        from gpucheck import bench_gpu, unpack_archives
         if args.archives and not (root / "test").is_dir():
             unpack_archives(args.archives, root.parent)
         bench_gpu(root, args.json)

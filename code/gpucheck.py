@@ -13,11 +13,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench import FAST_JSON, timed
 from classes import load_cifake
 from evaluate import score_at_threshold, score_dataset
-from project import REPO_ROOT, fast_bfloat16, shown
+from project import REPO_ROOT, fast_bfloat16, shown, timed
 from training import RECIPES, split_train_val, train_model
+
+FAST_JSON = REPO_ROOT / "notes" / "logs" / "bench_fast.json"    # written by `bench.py fast`, read here
 
 
 def unpack_archives(folder, data_dir):

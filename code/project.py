@@ -9,6 +9,7 @@ import os
 import platform
 import random
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,13 @@ def machine_description(device="cpu"):
                  if line.startswith("model name")]
         cpu = names[0] if names else cpu
     return f"{device.type}: {cpu}, {os.cpu_count()} cores"
+
+
+def timed(fn):
+    """(seconds, fn()): the wall time of one call."""
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
 
 
 def seed_everything(seed):

@@ -171,9 +171,9 @@ def speed_table(bench):
     rows, strong = bench["rows"], bench["rows"]["strong"]["seconds in all"]
     cells = {}
     for name, row in rows.items():
-        timed = f" ({row['timed epochs']} timed)" if row.get("timed epochs", row.get("epochs")) != row.get("epochs") \
-            else ""
-        cells[name] = {"epochs": f"{row['epochs']}{timed}" if "epochs" in row else "",
+        epochs = row.get("epochs")                     # the torchrun rows time whole commands, not epochs
+        timed = f" ({row['timed epochs']} timed)" if epochs and row["timed epochs"] != epochs else ""
+        cells[name] = {"epochs": f"{epochs}{timed}" if epochs else "",
                        "s / epoch": f"{row['seconds per epoch']:.1f}" if "seconds per epoch" in row else "",
                        "s in all": f"{row['seconds in all']:,.0f}" if row["seconds in all"] >= 100 else
                                    f"{row['seconds in all']:.1f}",

@@ -54,7 +54,7 @@ def main(argv=None):
                         help="bfloat16 autocast where it is fast (CUDA, or a CPU with AVX512-BF16/AMX)")
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="float32 throughout")
     parser.add_argument("--compile", action="store_true", default=None,
-                        help="torch.compile the training step (faster after a compile of about a minute on CPU)")
+                        help="torch.compile the training step (faster after 10-40 s of compiling on a 2-core CPU)")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="eager mode throughout")
     parser.add_argument("--fakes", nargs="+", metavar="DIR", help="folders of your generator's images, added to the "
                         "FAKE class (any format and size, searched recursively)")
