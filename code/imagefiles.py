@@ -23,6 +23,7 @@ from project import ProjectError, atomic_write_bytes
 IMAGE_SIZE = 32
 PREPROCESSINGS = ("resize", "center_crop", "multi_crop")
 MULTI_CROP_GRID = 3                     # multi_crop takes a 3 x 3 grid of native-resolution crops
+CACHE_FOLDER = ".cache"                 # the decode cache's folder in a dataset's root
 CACHE_VERSION = 1                       # bump when decoding changes, so old caches are rebuilt
 
 
@@ -165,11 +166,13 @@ def decode_files(paths, preprocess="resize", max_pixels=Image.MAX_IMAGE_PIXELS, 
 
 
 def find_image_files(paths):
-    """Every file named, and every file below every folder named (sorted), without repeats."""
+    """Every file named, and every file below every folder named (sorted), without repeats; files in the decode
+    cache's folders (CACHE_FOLDER) are the project's own, not images."""
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file())
+            found += sorted(p for p in path.rglob("*") if p.is_file()
+                            and CACHE_FOLDER not in p.relative_to(path).parts[:-1])
         elif path.is_file():
             found.append(path)
         else:
@@ -239,7 +242,7 @@ def decode_folder(root, files, preprocess, max_pixels, cache_key=None, desc="dec
     root = Path(root)
     fingerprint = hashlib.sha1("\n".join([f"{CACHE_VERSION} {preprocess}"] +
                                          [f"{r}\t{s}\t{m}" for r, s, m in files]).encode()).hexdigest()
-    cached = read_cache(root / ".cache", cache_key, fingerprint) if cache_key else None
+    cached = read_cache(root / CACHE_FOLDER, cache_key, fingerprint) if cache_key else None
     if cached is None:
         paths = [root / rel for rel, _, _ in files]
         images, ok, failed, digests, _ = decode_files(paths, preprocess, max_pixels, desc=desc)
@@ -247,5 +250,5 @@ def decode_folder(root, files, preprocess, max_pixels, cache_key=None, desc="dec
                       digests=digests, failed=np.array([i for i, _ in failed], dtype=np.int64),
                       reasons=np.array([r for _, r in failed], dtype=str))
         if cache_key:
-            write_cache(root / ".cache", cache_key, cached)
+            write_cache(root / CACHE_FOLDER, cache_key, cached)
     return cached

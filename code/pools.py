@@ -1,10 +1,15 @@
 """What a run trains on: the REAL training images and the FAKE class's sources (Recipe.train_fakes), and the rows
-of that pool each epoch takes (Recipe.balance)."""
+of that pool each epoch takes (Recipe.balance).
+
+A source is "cifake" (CIFAKE's own fakes), "generator:NAME[:all]" (a development generator: half of it, or all),
+"own:NAME" (a generator the project trains on the run's real training images, owngen.py), "folder:DIR" (any
+images), or a fake-maker of generalise.FAKE_MAKERS."""
 import numpy as np
 import torch
 
 from classes import FAKE, REAL, ImageSet, LoadReport, generator_fakes, generator_folders, load_image_files
 from generalise import make_fakes
+from owngen import own_generator
 from project import ProjectError, dataset_dir
 
 
@@ -19,6 +24,9 @@ def fake_source(source, train_set, real, generator_dirs, device="cpu", progress=
         if name not in generator_dirs:
             raise ProjectError(f"recipe source {source}: no generator {name} (found {', '.join(generator_dirs)})")
         return generator_fakes(generator_dirs[name], name, None if part == "all" else "train")
+    if source.startswith("own:"):
+        folder = own_generator(source.split(":", 1)[1], real.images, progress=progress)
+        return generator_fakes(folder, source)
     made = make_fakes(source, real.images, device=device, progress=progress)
     return ImageSet(f"{source}({real.name})", made, torch.full((len(made),), FAKE),
                     [f"{source}:{s}" for s in real.sources], LoadReport(len(made), len(made)), digests=real.digests)

@@ -19,11 +19,12 @@ from tqdm.auto import tqdm
 
 import perturb
 from checkpoints import load_model, read_sidecar, save_model
-from classes import Batcher, build_model, count_parameters, generator_folders, load_cifake, single_view
+from classes import REAL, Batcher, build_model, count_parameters, generator_folders, load_cifake, single_view
 from distributed import SINGLE, wrap
 from evaluate import (choose_threshold, expected_calibration_error, fit_temperature, predict_logits, predict_scores,
                       probability, score_at_threshold)
 from generalise import FAKE_MAKERS, INPUTS, jitter_colour, shuffle_patches
+from owngen import MODELS as OWN_MODELS
 from pools import epoch_rows, training_pool
 from perturb import AUGMENTATIONS
 from project import (ProjectError, check_writable, cifake_root, dataset_dir, fast_bfloat16, git_commit, model_file,
@@ -55,7 +56,7 @@ class Recipe:
     patch_shuffle: int = 0          # tiles of this size shuffled in half of the images (generalise.shuffle_patches)
     train_fakes: tuple = ("cifake",)  # the FAKE class: cifake (SD 1.4), fake-makers (generalise.FAKE_MAKERS) run on the
     #                                   REAL training images, generator:NAME (a fixed half of a development generator),
-    #                                   generator:NAME:all (all of it), folder:PATH (every image below a folder)
+    #                                   generator:NAME:all (all of it), own:NAME (owngen.py), folder:PATH (any images)
     balance: str = "pooled"         # pooled: one pool of fakes, the smaller class oversampled; sources: each source of
     #                                 train_fakes its share of every epoch's FAKE class (redrawn each epoch), fakes = reals
     fake_shares: tuple = ()         # balance "sources": each train_fakes source's weight, in order (empty: equal)
@@ -79,8 +80,9 @@ class Recipe:
             ("patch_shuffle", self.patch_shuffle in (0, 2, 4, 8, 16), "0, 2, 4, 8 or 16 (a divisor of 32)"),
             ("train_fakes", len(self.train_fakes) > 0 and all(
                 source == "cifake" or source in FAKE_MAKERS or source.startswith(("generator:", "folder:"))
-                for source in self.train_fakes),
-             f"a selection of cifake, {', '.join(FAKE_MAKERS)}, generator:NAME[:all], folder:PATH"),
+                or source in OWN_SOURCES for source in self.train_fakes),
+             f"a selection of cifake, {', '.join(FAKE_MAKERS)}, {', '.join(OWN_SOURCES)}, generator:NAME[:all], "
+             f"folder:PATH"),
             ("balance", self.balance in BALANCES, " or ".join(BALANCES)),
             ("fake_shares", not self.fake_shares or (len(self.fake_shares) == len(self.train_fakes) and min(
                 self.fake_shares) >= 0 and sum(self.fake_shares) > 0), "one weight >= 0 per train_fakes source"))
@@ -90,6 +92,7 @@ class Recipe:
 
 
 OPTIMIZERS, SCHEDULES, BALANCES = ("sgd", "adamw"), ("constant", "onecycle"), ("pooled", "sources")
+OWN_SOURCES = tuple(f"own:{name}" for name in OWN_MODELS)
 
 # One-cycle schedule: linear warm-up over the first quarter of the steps from lr/25 to lr, then linear decay to
 # lr/25,000.
@@ -178,6 +181,14 @@ def split_train_val(dataset, val_fraction=0.1, seed=0):
     train_idx, val_idx = train_test_split(np.arange(len(dataset)), test_size=val_fraction,
                                           stratify=strata.numpy(), random_state=seed)
     return dataset.subset(np.sort(train_idx)), dataset.subset(np.sort(val_idx))
+
+
+def benchmark_reals(sample=False):
+    """CIFAKE's REAL training images less the validation split (seed 0): the reals every benchmark run trains on,
+    and what the project's own generators learn from (owngen.py)."""
+    train, _ = split_train_val(load_cifake(cifake_root(sample=sample), "train", verbose=False),
+                               RECIPES["fast"].val_fraction, 0)
+    return train.images[train.labels == REAL]
 
 
 def dataset_fingerprint(dataset):
