@@ -14,6 +14,7 @@
     python code/bench.py steps      # one StrongCNN step per speed lever (widths, compile, threads, batch)
     python code/bench.py makers     # each fake-maker on the 45,000 real training images, against a training epoch
     python code/bench.py logo       # leave-one-generator-out, fast recipe, one seed, against one fast training
+    python code/bench.py nofake     # own generators and the zero-shot detector, against a training epoch
     python code/bench.py all        # all of the above
     python code/bench.py gpu        # on CUDA: the test suite, three trainings, test.py and predict.py, beside the CPU
 
@@ -213,6 +214,38 @@ def bench_makers(data):
               f"budget 300 s)")
 
 
+def bench_nofake(data, steps=100):
+    """The two ways that need no outside generator, against one epoch of the fast recipe (base CNN, the whole
+    training split) and the untrained base CNN's scoring speed in the same run: each own generator (owngen.py;
+    `steps` steps timed and scaled to its full steps, then its samples drawn; budget 30 minutes for the three) and
+    the zero-shot detector (zeroshot.py: its fit, and images scored per second)."""
+    import owngen
+    import zeroshot
+    train, val = split_train_val(data)
+    reals = train.images[train.labels == 1]
+    _, history = train_model(train, val, replace(RECIPES["fast"], epochs=1), progress=False)
+    epoch = history["epochs"][0]["seconds"]
+    print(f"baseline: one epoch of the fast recipe (base CNN, {len(train)} images): {epoch:.1f} s")
+    total = 0.0
+    for name in owngen.MODELS:
+        full = owngen.settings_for(name, len(reals))
+        seconds, model = timed(lambda: owngen.train_generator(name, reals, settings={**full, "steps": steps},
+                                                              progress=False))
+        drawing, _ = timed(lambda: owngen.draw(model, owngen.SAMPLES))
+        made = seconds / steps * full["steps"] + drawing
+        total += made
+        print(f"own {name}: {seconds / steps * 1000:.0f} ms a step; {full['steps']} steps and {owngen.SAMPLES} "
+              f"samples ({drawing:.1f} s) make {made:.0f} s, {made / epoch:.1f}x the baseline epoch")
+    print(f"own generators, all three: {total:.0f} s ({total / 60:.1f} min; budget 30 min)")
+    fit, detector = timed(lambda: zeroshot.fit_detector(reals, 0, zeroshot.PATCH_MODEL))
+    print(f"zero-shot fit ({zeroshot.PATCH_MODEL['fit_images']} images): {fit:.0f} s, {fit / epoch:.1f}x the "
+          f"baseline epoch")
+    cnn, _ = timed(lambda: predict_scores(CIFAKE_CNN().eval(), val.images))
+    scoring, _ = timed(lambda: detector.score(val.images))
+    print(f"scoring {len(val)} images: zero-shot {len(val) / scoring:,.0f} images/s, base CNN "
+          f"{len(val) / cnn:,.0f} images/s ({cnn / scoring:.2f}x its speed)")
+
+
 def bench_eval(root):
     model = CIFAKE_CNN().eval()
     t_load, test = timed(lambda: load_cifake(root, "test"))
@@ -352,7 +385,8 @@ def bench_audit(root):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "layout", "eval", "predict", "fast",
-                                          "recipes", "audit", "inputs", "steps", "makers", "logo", "all", "gpu"])
+                                          "recipes", "audit", "inputs", "steps", "makers", "logo", "nofake", "all",
+                                          "gpu"])
     parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per recipe for `fast` (default 3)")
     parser.add_argument("--archives", metavar="DIR", help="gpu: unpack the CIFAKE archives in DIR into data/ first")
@@ -391,6 +425,8 @@ def main():
         bench_makers(load_cifake(root, "train"))
     if args.which in ("logo", "all"):
         bench_logo()
+    if args.which in ("nofake", "all"):
+        bench_nofake(load_cifake(root, "train"))
     if args.which in ("fast", "all"):
         bench_fast(root, seeds=range(args.seeds), output=FAST_JSON)
     if args.which in ("recipes", "all"):

@@ -147,7 +147,9 @@ def readme_tables(results):
 
 
 def cifake_share(row):
-    """CIFAKE's share of an epoch's FAKE class in a benchmark row, as a percentage."""
+    """CIFAKE's share of an epoch's FAKE class in a benchmark row, as a percentage ("none seen" for zero-shot)."""
+    if row.get("protocol") == "zeroshot":
+        return "none seen"
     shares = row.get("fake shares") or {"cifake": 1}
     return f"{shares.get('cifake', 0) / sum(shares.values()):.0%}"
 

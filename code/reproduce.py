@@ -21,13 +21,14 @@ import pandas as pd
 import torch
 
 import cli
+import owngen
 import sections
 from evaluate import BOOTSTRAP_RESAMPLES, DEV_GENERATORS, ECE_BINS, ScoreStore
 from project import (REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, dataset_dir, git_commit,
                      machine_description, model_file, pick_device, shown)
 from publish import model_card, readme_tables, update_readme
 from sections import Report, markdown
-from training import SHIPPED_MODELS, train_or_load
+from training import SHIPPED_MODELS, benchmark_reals, train_or_load
 
 
 SECTION_KEYS = {        # section: the results.json keys it writes (kept from the last run when --only skips it)
@@ -105,7 +106,9 @@ def main(argv=None):
                sections.AGIRI_SUBSET: (folder["agiri_subset_dir"], None),
                "faces": (folder["faces_dir"], None), "DDPM-32 vs CIFAKE test/REAL": (folder["ddpm32_dir"], reals),
                **{f"{g} vs CIFAKE test/REAL": (folder["generators32_dir"] / g, reals) for g in DEV_GENERATORS
-                  if (folder["generators32_dir"] / g).is_dir()}}
+                  if (folder["generators32_dir"] / g).is_dir()},
+               **{f"own {g} vs CIFAKE test/REAL": (made, reals)
+                  for g, made in owngen.made_folders(benchmark_reals(args.sample)).items()}}
     scored = (models, device, store)
     # The study, step by step (each function: sections.py)
     section("audits", lambda: sections.audits(report, audited))

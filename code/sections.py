@@ -24,8 +24,8 @@ from project import ProjectError
 from publish import ANCHORS, ORIGINAL_DETAILS, ORIGINAL_STUDY, PAPER_ACCURACY, PAPER_CNNS
 from robustness import perturbation_table, wide_table
 from training import RECIPES, SHIPPED_MODELS, Recipe, train_command
-from variants import (GENERAL_RULE, SHIPPING_RULE, benchmark_table, general_decision, held_out_generators, protocol,
-                      shipping_decision, variant_table)
+from variants import (GENERAL_RULE, SHIPPING_RULE, benchmark_table, general_decision, held_out_generators,
+                      no_outside_decision, protocol, shipping_decision, variant_table)
 
 
 class Report:
@@ -323,11 +323,11 @@ def benchmark(report, variants_file):
                                      "mean AUROC": float(np.mean(list(per_generator.values()))),
                                      "mean AUROC sd": 0.0, "CIFAKE test AUROC": shipped["CIFAKE test AUROC"],
                                      "training seconds": shipped["training seconds"]}
-    decision = general_decision(rows)
+    decision, no_outside = general_decision(rows), no_outside_decision(rows)
     report.results["benchmark"] = {"generators": generators, "families": {g: family_of(g) for g in generators},
                                    "n_fake": report.results["generators"]["n_fake"],
                                    "n_real": report.results["generators"]["n_real"], "rows": rows,
-                                   "decision": decision}
+                                   "decision": decision, "no outside generator": no_outside}
     report.text("## The generalisation benchmark: generators never seen in training",
                 f"AUROC of each development generator's images against CIFAKE's "
                 f"{report.results['generators']['n_real']:,} test reals, by a detector that never trained on it (logo: "
@@ -340,6 +340,10 @@ def benchmark(report, variants_file):
     report.text(f"general_model {verdict}: rule {decision['rule']}; "
                 + (f"gain {decision['gain']:+.3f} over {GENERAL_RULE['against']}, CIFAKE test AUROC "
                    f"{decision['CIFAKE test AUROC']:.4f}." if "gain" in decision else decision["why"] + "."))
+    if no_outside["gains"]:
+        report.text(f"Without an outside generator (rule {no_outside['rule']}): gains over the floor "
+                    + ", ".join(f"{name} {gain:+.3f}" for name, gain in no_outside["gains"].items())
+                    + f"; ships: {', '.join(no_outside['ships']) or 'none'}.")
     bars = table.loc[[name for name in table.index if table.loc[name, "protocol"] in ("floor", "oracle", "shipped")
                       or name in (GENERAL_RULE["recipe"], "lofo: fast balanced")],
                      [f"{g} AUROC" for g in generators]].astype(float).T

@@ -4,6 +4,7 @@
     python code/variants.py --only fast fast_npr     # some variants (runs already in the file are kept, not redone)
     python code/variants.py --protocol logo          # the benchmark: leave one development generator out
     python code/variants.py --protocol lofo --only "fast balanced"   # ... leave one family out; floor; oracle
+    python code/variants.py --protocol own           # CIFAKE and generators the project trains (owngen.py) only
     python code/variants.py --sample --seeds 1       # on the generated sample data (a smoke test)
 
 Each variant is a recipe (training.RECIPES) on an architecture. Every run trains on CIFAKE's training split (less
@@ -14,7 +15,8 @@ Variants that train on a half of one generator (protocol "plus one generator", a
 other half of it. The benchmark (--protocol floor, logo, lofo, oracle) trains the fast recipe on CIFAKE and every
 development generator but the held-out one (or family), each source an equal share of the fakes unless a variant
 says otherwise, and scores what was held out; a new folder in data/generators32/ joins it with nothing else to
-change. `python code/reproduce.py` turns the file into the results tables.
+change. Protocol own trains on CIFAKE and the project's own generators, every development generator unseen;
+`python code/zeroshot.py` adds a detector that never sees a fake to the same table. `python code/reproduce.py` turns the file into the results tables.
 """
 import json
 import sys
@@ -33,6 +35,7 @@ from classes import count_parameters, development_sets, family_of, generator_fol
 from evaluate import DEV_GENERATORS, generator_figures, score_at_threshold, score_dataset
 from imagefiles import PREPROCESSINGS
 from project import REPO_ROOT, ProjectError, config_path, dataset_dir, git_commit, machine_description, pick_device
+from owngen import MODELS as OWN_MODELS
 from pools import training_pool
 from training import RECIPES, SAMPLE_EPOCHS, split_train_val, train_model
 
@@ -107,18 +110,27 @@ LEAVE_OUT = {"fast balanced": ("fast", "cnn", "sources", 1.0, {}), "fast pooled"
              "fast_spectrum balanced": ("fast_spectrum", "cnn", "sources", 1.0, {}),
              # StrongCNN, the strong recipe cut to 4 epochs and one view (about 6 minutes a run on 2 cores)
              "strong balanced, 4 epochs": ("strong", "strong", "sources", 1.0,
-                                           dict(epochs=4, test_flip=False, test_shift=0))}
+                                           dict(epochs=4, test_flip=False, test_shift=0)),
+             # ... and the generators the project trains itself (owngen.py) beside them
+             "fast balanced + own": ("fast", "cnn", "sources", 1.0, dict(own=tuple(OWN_MODELS)))}
+# Generators the project trains itself instead (`--protocol own`): CIFAKE and own generators, every development
+# generator unseen. Each own generator alone asks whether a cheap GAN teaches GANs, a cheap flow flows.
+OWN = {f"CIFAKE + own {name}": ("fast", "cnn", "sources", 1.0, dict(own=(name,))) for name in OWN_MODELS}
+OWN["CIFAKE + own gan, vae, flow"] = ("fast", "cnn", "sources", 1.0, dict(own=tuple(OWN_MODELS)))
 # The floor (CIFAKE only: every generator unseen) and the ceiling (an oracle per generator: half of it in
 # training, balanced against CIFAKE's reals, scored on the other half).
 BOUNDS = {"floor": "fast", "oracle": "fast"}
-PROTOCOLS = ("changes", "floor", "logo", "lofo", "oracle")
+PROTOCOLS = ("changes", "floor", "logo", "lofo", "oracle", "own")
 
 
 def leave_out_recipe(name, train_on, seed):
-    """The recipe of LEAVE_OUT[name] trained on CIFAKE (at its weight) and on all of each generator in `train_on`."""
-    recipe, _, balance, cifake_weight, changes = LEAVE_OUT[name]
-    sources = (("cifake",) if cifake_weight else ()) + tuple(f"generator:{g}:all" for g in train_on)
-    shares = ((cifake_weight,) if cifake_weight else ()) + (1.0,) * len(train_on)
+    """The recipe of LEAVE_OUT[name] (or OWN[name]) trained on CIFAKE (at its weight), on all of each generator in
+    `train_on` and on the own generators it names, each of these a share of 1."""
+    recipe, _, balance, cifake_weight, changes = {**LEAVE_OUT, **OWN}[name]
+    changes = dict(changes)
+    own = tuple(f"own:{g}" for g in changes.pop("own", ()))
+    sources = (("cifake",) if cifake_weight else ()) + tuple(f"generator:{g}:all" for g in train_on) + own
+    shares = ((cifake_weight,) if cifake_weight else ()) + (1.0,) * (len(train_on) + len(own))
     return replace(RECIPES[recipe], seed=seed, train_fakes=sources, balance=balance,
                    fake_shares=shares if balance == "sources" else (), **changes)
 
@@ -130,12 +142,13 @@ def held_out_sets(protocol, generators):
     if protocol == "lofo":
         families = dict.fromkeys(family_of(g) for g in generators)
         return {f: [g for g in generators if family_of(g) == f] for f in families}
-    return {"all": list(generators)} if protocol == "floor" else {g: [g] for g in generators}   # oracle: one each
+    return {"all": list(generators)} if protocol in ("floor", "own") else {g: [g] for g in generators}  # oracle: each
 
 
 def benchmark_plan(protocol, generators, seeds, variants=None):
     """[(variant, held out, [generators held out], seed)] that a protocol runs."""
-    names = variants or (list(LEAVE_OUT) if protocol in ("logo", "lofo") else [BOUNDS[protocol]])
+    names = variants or (list(LEAVE_OUT) if protocol in ("logo", "lofo") else list(OWN) if protocol == "own"
+                         else [BOUNDS[protocol]])
     return [(name, key, held, seed) for name in names for key, held in held_out_sets(protocol, generators).items()
             for seed in range(seeds)]
 
@@ -143,12 +156,14 @@ def benchmark_plan(protocol, generators, seeds, variants=None):
 def run_benchmark(protocol, name, held_out, held, seed, data, device):
     """Train one benchmark run and score it on every development generator: a JSON-ready record. Asserts on file
     digests that no image of a held-out generator was in training."""
-    generators, arch = list(data["generator_dirs"]), LEAVE_OUT[name][1] if name in LEAVE_OUT else "cnn"
+    generators, arch = list(data["generator_dirs"]), {**LEAVE_OUT, **OWN}.get(name, (None, "cnn"))[1]
     if protocol == "oracle":
         recipe = replace(RECIPES[BOUNDS["oracle"]], seed=seed, train_fakes=(f"generator:{held_out}",),
                          balance="sources")
     elif protocol == "floor":
         recipe = replace(RECIPES[BOUNDS["floor"]], seed=seed)
+    elif protocol == "own":
+        recipe = leave_out_recipe(name, [], seed)
     else:
         recipe = leave_out_recipe(name, [g for g in generators if g not in held], seed)
     if data["sample"]:
@@ -279,6 +294,22 @@ def general_decision(rows, rule=GENERAL_RULE):
             "leave-one-out mean": row["mean AUROC"], "CIFAKE test AUROC": row["CIFAKE test AUROC"]}
 
 
+# The rule for the two ways that need no outside generator, set before either ran: a row of protocol own (CIFAKE and
+# the project's own generators) or zeroshot (no fake seen) ships if its mean over the development generators beats the
+# CIFAKE-only floor's by LEAST_GAIN.
+NO_OUTSIDE_RULE = {"against": "CIFAKE only (floor)", "protocols": ("own", "zeroshot"), "least gain": 0.05}
+
+
+def no_outside_decision(rows, rule=NO_OUTSIDE_RULE):
+    """{"rule", "gains": each own and zeroshot row's gain over the floor, "ships": the rows that qualify}."""
+    if rule["against"] not in rows:
+        return {"rule": rule, "gains": {}, "ships": [], "why": "the floor has not been run"}
+    reference = rows[rule["against"]]["mean AUROC"]
+    gains = {name: row["mean AUROC"] - reference for name, row in rows.items() if row["protocol"] in rule["protocols"]}
+    return {"rule": rule, "gains": gains, "ships": sorted(name for name, gain in gains.items()
+                                                          if gain >= rule["least gain"])}
+
+
 def load_data(sample):
     """Everything a run reads, loaded once."""
     cifake_root = dataset_dir("CIFAKE_dir", sample)
@@ -303,7 +334,7 @@ def main(argv=None):
     parser.add_argument("--out", help="output JSON (default notes/results/variants.json, or the sample results folder)")
     args = cli.parse(parser, argv)
     known = VARIANTS if args.protocol == "changes" else LEAVE_OUT if args.protocol in ("logo", "lofo") else \
-        [BOUNDS[args.protocol]]
+        OWN if args.protocol == "own" else [BOUNDS[args.protocol]]
     unknown = set(args.only or ()) - set(known)
     if unknown:
         raise ProjectError(f"unknown variant(s) {', '.join(sorted(unknown))} for --protocol {args.protocol}: choose "

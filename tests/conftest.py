@@ -54,13 +54,13 @@ def sample_model(sample_root, tmp_path_factory, device):
 
 
 PAPER_LEAVE_OUT = ("fast balanced", "fast pooled", "fast balanced, no CIFAKE", "fast balanced, CIFAKE x1/2",
-                   "fast_spectrum balanced", "strong balanced, 4 epochs")   # every leave-out variant the paper reads
+                   "fast_spectrum balanced", "strong balanced, 4 epochs", "fast balanced + own")  # all the paper reads
 
 
 @pytest.fixture(scope="session")
 def sample_results(sample_root, tmp_path_factory):
-    """A results folder as `python code/variants.py --sample`, `python code/reproduce.py --sample` and `python
-    code/seeds.py --sample` write it (variants.json, the report, results.json, seeds.json and the figures; sample
+    """A results folder as `python code/variants.py --sample`, `python code/zeroshot.py --sample`, `python
+    code/reproduce.py --sample` and `python code/seeds.py --sample` write it (variants.json, the report, results.json, seeds.json and the figures; sample
     models in data/sample/models)."""
     out = tmp_path_factory.mktemp("results")
     variants = str(out / "variants.json")
@@ -69,7 +69,8 @@ def sample_results(sample_root, tmp_path_factory):
                           *(("variants.py", "--sample", "--seeds", "1", "--protocol", protocol, "--out", variants,
                              *(["--only", *PAPER_LEAVE_OUT] if protocol == "logo" else
                                ["--only", "fast balanced", "fast pooled"] if protocol == "lofo" else []))
-                            for protocol in ("floor", "logo", "lofo", "oracle")),
+                            for protocol in ("floor", "logo", "lofo", "oracle", "own")),
+                          ("zeroshot.py", "--sample", "--seeds", "1", "--out", variants),
                           ("reproduce.py", "--sample", "--out", str(out)),
                           ("seeds.py", "--sample", "--seeds", "2", "--out", str(out / "seeds.json"))):
         result = subprocess.run([sys.executable, str(REPO / "code" / script), *args], cwd=REPO, capture_output=True,

@@ -12,7 +12,9 @@ import torch
 from PIL import Image
 
 import get_data
+import publish
 import robustness
+from classes import load_cifake
 from project import REPO_ROOT, ProjectError
 from training import train_model
 
@@ -383,8 +385,11 @@ def test_reproduce_tables_the_benchmark_per_unseen_generator(sample_results):
     assert bench["generators"] == generators and bench["families"]["glow"] == "flow"
     rows = bench["rows"]
     from conftest import PAPER_LEAVE_OUT
+    import variants
+    no_fakes = {f"zeroshot: patch mixture, {kind}" for kind in ("one-sided", "two-sided")}
     assert set(rows) == {"CIFAKE only (floor)", *(f"logo: {v}" for v in PAPER_LEAVE_OUT), "lofo: fast balanced",
-                         "lofo: fast pooled", "oracle: half of it (ceiling)", "strong_model (shipped)"}
+                         "lofo: fast pooled", "oracle: half of it (ceiling)", "strong_model (shipped)",
+                         *(f"own: {v}" for v in variants.OWN), *no_fakes}
     runs = [r for r in json.loads((sample_results / "variants.json").read_text())["runs"] if "benchmark" in r]
     logo = [r for r in runs if r["benchmark"] == "logo" and r["variant"] == "fast balanced"]
     assert sorted(r["held_out"] for r in logo) == sorted(generators)
@@ -402,6 +407,18 @@ def test_reproduce_tables_the_benchmark_per_unseen_generator(sample_results):
     oracle = [r for r in runs if r["benchmark"] == "oracle"]
     assert all(r["generators"][r["held_out"]]["n_fake"] < results["benchmark"]["n_fake"][r["held_out"]]
                for r in oracle)                            # scored on the half it never saw
+    own = [r for r in runs if r["benchmark"] == "own"]
+    assert len(own) == len(variants.OWN) and all(r["unseen"] == generators for r in own)
+    both = next(r for r in own if r["variant"] == "CIFAKE + own gan, vae, flow")
+    assert both["train_fakes"] == ["cifake", "own:gan", "own:vae", "own:flow"]
+    assert max(both["fake shares"].values()) - min(both["fake shares"].values()) <= 1
+    zero = [r for r in runs if r["benchmark"] == "zeroshot"]
+    assert {f"zeroshot: {r['variant']}" for r in zero} == no_fakes and all(r["unseen"] == generators for r in zero)
+    table = publish.benchmark_table(bench)
+    assert set(table.loc[sorted(no_fakes), "CIFAKE share of fakes"]) == {"none seen"}
+    verdict = bench["no outside generator"]
+    assert set(verdict["gains"]) == {*(f"own: {v}" for v in variants.OWN), *no_fakes}
+    assert verdict["ships"] == [n for n, gain in sorted(verdict["gains"].items()) if gain >= 0.05]
     decision = bench["decision"]
     assert decision["ships"] is False or decision["CIFAKE test AUROC"] >= 0.98
     assert (sample_results / "benchmark.png").is_file() and "## The generalisation benchmark" in (
@@ -471,6 +488,20 @@ def test_bench_recipes_times_both_strong_recipes_and_torchrun(sample_root, monke
     assert json.loads((tmp_path / "recipes.json").read_text())["rows"].keys() == rows.keys()
     table = readme.read_text()
     assert "| strong " in table and "4 (1 timed)" in table and "of strong)" in table and "x one process)" in table
+
+
+def test_bench_nofake_times_own_generators_and_the_zero_shot_detector(sample_root, monkeypatch, capsys):
+    import bench
+    import owngen
+    import zeroshot
+    monkeypatch.setattr(owngen, "SAMPLES", 20)
+    monkeypatch.setattr(zeroshot, "PATCH_MODEL", dict(components=2, fit_images=100, max_iter=10))
+    monkeypatch.setattr(owngen, "OWN_GENERATORS", {name: dict(settings, width=8)
+                                                   for name, settings in owngen.OWN_GENERATORS.items()})
+    bench.bench_nofake(load_cifake(sample_root / "CIFAKE", "train", verbose=False), steps=2)
+    out = capsys.readouterr().out
+    assert "baseline: one epoch" in out and out.count("x the baseline epoch") == 4
+    assert "own generators, all three:" in out and "zero-shot fit (100 images)" in out and "images/s" in out
 
 
 def test_bench_steps_times_each_lever_against_the_shipped_network(monkeypatch, capsys):
