@@ -163,12 +163,13 @@ class Flow(nn.Module):
         self.after = nn.ModuleList([Coupling(12, "channel", p % 2, width) for p in range(3)]
                                    + [Coupling(12, "checker", p % 2, width) for p in range(4)])
 
-    def loss(self, images_uint8, generator):
-        """Bits per dimension of the dequantised images, in logit space (the transform's own Jacobian left out: it
-        does not depend on the weights)."""
-        x = (images_uint8.float() + torch.rand(images_uint8.shape, generator=generator)) / 256
-        z = torch.logit(self.ALPHA + (1 - 2 * self.ALPHA) * x)
-        total = torch.zeros(len(z))
+    def log_likelihood(self, images_uint8, noise=0.5):
+        """The log-density per dimension (nats) of each uint8 image dequantised by `noise` in [0, 1) (a tensor of the
+        images' shape, or one number: 0.5 is each level's centre), as a density on [0, 1]^D."""
+        x = (images_uint8.float() + noise) / 256
+        y = self.ALPHA + (1 - 2 * self.ALPHA) * x
+        z = torch.logit(y)
+        total = (np.log(1 - 2 * self.ALPHA) - torch.log(y) - torch.log1p(-y)).sum((1, 2, 3))   # the logit transform's
         for layer in self.before:
             z, log_det = layer(z)
             total = total + log_det
@@ -176,8 +177,12 @@ class Flow(nn.Module):
         for layer in self.after:
             z, log_det = layer(z)
             total = total + log_det
-        log_prob = -0.5 * (z ** 2 + np.log(2 * np.pi)).sum((1, 2, 3)) + total
-        return -log_prob.mean() / (z[0].numel() * np.log(2))
+        return (-0.5 * (z ** 2 + np.log(2 * np.pi)).sum((1, 2, 3)) + total) / z[0].numel()
+
+    def loss(self, images_uint8, generator):
+        """Bits per dimension of the uniformly dequantised images, on the scale of 256 levels."""
+        noise = torch.rand(images_uint8.shape, generator=generator)
+        return -self.log_likelihood(images_uint8, noise).mean() / np.log(2) + 8
 
     def sample(self, n, generator):
         z = FLOW_TEMPERATURE * torch.randn(n, 12, 16, 16, generator=generator)

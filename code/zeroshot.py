@@ -6,8 +6,10 @@ complexity (the idea of ZED, Cozzolino et al. 2024, with the input-complexity co
     python code/zeroshot.py my_folder/ --csv s.csv   # P(real) for every image below a folder (seed 0's detector)
     python code/zeroshot.py --sample --seeds 1       # on the generated sample data (a smoke test)
 
-The model: a Gaussian mixture (PATCH_MODEL) of the 8 x 8 patches (CIFAKE's JPEG blocks) of real training images.
-An image's likelihood is the mean log-likelihood of its 16 patches; its complexity, the size of its PNG encoding.
+Two models of real images. "patch": a Gaussian mixture (PATCH_MODEL) of the 8 x 8 patches (CIFAKE's JPEG blocks)
+of real training images; an image's likelihood is the mean log-likelihood of its 16 patches. "flow": the project's
+own RealNVP-style flow (owngen.py, trained on the same real images), a learned lossless coder of real images as in
+ZED; an image's likelihood is its log-density per dimension. An image's complexity is the size of its PNG encoding.
 Among real images likelihood falls along a line in PNG size (fitted on the same images); the score is how far an
 image lies above that line (one-sided: below it is fake) or, for the two-sided score, minus its distance either way.
 P(real) is a logistic function of the score whose two numbers, like every model's temperature, and the threshold
@@ -35,12 +37,14 @@ from sklearn.mixture import GaussianMixture
 import cli
 from classes import REAL, development_sets, load_cifake, load_image_files
 from evaluate import choose_threshold, generator_figures, score_at_threshold
+from owngen import Flow, own_generator
 from project import REPO_ROOT, ProjectError, config_path, dataset_dir, git_commit, machine_description
 from training import RECIPES, split_train_val
 
 CACHE_DIR = REPO_ROOT / "data" / ".zeroshot"
 PATCH = 8
-PATCH_MODEL = dict(components=8, fit_images=8000, max_iter=100)     # the issue's first measurement, kept
+PATCH_MODEL = dict(components=8, fit_images=8000, max_iter=100)     # fit_images also fit the line of the flow's
+MODELS = {"patch": "patch mixture", "flow": "own flow"}
 SCORES = ("one-sided", "two-sided")
 
 
@@ -63,9 +67,10 @@ def png_bytes(images):
 
 
 @dataclass
-class PatchDetector:
-    """A patch mixture of real images, the line of its likelihood in PNG size, and the map to P(real)."""
-    mixture: GaussianMixture
+class Detector:
+    """A model of real images (a patch mixture, or an own flow), the line of its likelihood in PNG size among real
+    images, and the map to P(real)."""
+    model: object                       # a fitted GaussianMixture, or an owngen.Flow
     line: tuple = (0.0, 0.0)            # intercept, slope: a real image's expected likelihood for its PNG size
     spread: float = 1.0                 # the real images' spread about that line
     score_kind: str = "one-sided"
@@ -73,10 +78,14 @@ class PatchDetector:
     threshold: float = 0.5
     facts: dict = field(default_factory=dict)
 
-    def likelihood(self, images):
-        """The mean log-likelihood of each image's patches."""
-        rows = patches(images)
-        return self.mixture.score_samples(rows.reshape(-1, rows.shape[-1])).reshape(rows.shape[:2]).mean(1)
+    def likelihood(self, images, batch_size=1000):
+        """The mixture's mean log-likelihood of each image's patches, or the flow's log-density per dimension."""
+        if isinstance(self.model, GaussianMixture):
+            rows = patches(images)
+            return self.model.score_samples(rows.reshape(-1, rows.shape[-1])).reshape(rows.shape[:2]).mean(1)
+        with torch.inference_mode():
+            return torch.cat([self.model.log_likelihood(images[start:start + batch_size])
+                              for start in range(0, len(images), batch_size)]).double().numpy()
 
     def __post_init__(self):
         if self.score_kind not in SCORES:
@@ -93,14 +102,27 @@ class PatchDetector:
         return 1 / (1 + np.exp(-(a * self.score(images) + b)))
 
 
-def fit_detector(real_images, seed=0, settings=PATCH_MODEL):
-    """A PatchDetector fitted on settings["fit_images"] of uint8 real images (drawn with `seed`), uncalibrated."""
+def own_flow(real_images):
+    """The project's own flow trained on these real images (owngen.py: made on first use, ~7 minutes on 2 cores)."""
+    folder = own_generator("flow", real_images)
+    settings = json.loads((folder / "settings.json").read_text())["settings"]
+    flow = Flow(settings["width"])
+    flow.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+    return flow.eval()
+
+
+def fit_detector(real_images, seed=0, settings=PATCH_MODEL, model="patch"):
+    """A Detector fitted on settings["fit_images"] of uint8 real images (drawn with `seed`), uncalibrated: the patch
+    mixture and the line, or the line of the own flow trained on all of `real_images`."""
     chosen = np.sort(np.random.default_rng(seed).permutation(len(real_images))[:settings["fit_images"]])
     images = real_images[torch.from_numpy(chosen)]
-    rows = patches(images)
-    mixture = GaussianMixture(settings["components"], covariance_type="full", max_iter=settings["max_iter"],
-                              random_state=seed).fit(rows.reshape(-1, rows.shape[-1]))
-    detector = PatchDetector(mixture)
+    if model == "flow":
+        detector = Detector(own_flow(real_images))
+    else:
+        rows = patches(images)
+        detector = Detector(GaussianMixture(settings["components"], covariance_type="full",
+                                            max_iter=settings["max_iter"], random_state=seed)
+                            .fit(rows.reshape(-1, rows.shape[-1])))
     likelihood, size = detector.likelihood(images), png_bytes(images)
     slope, intercept = np.polyfit(size, likelihood, 1)
     detector.line = (float(intercept), float(slope))
@@ -121,17 +143,20 @@ def calibrate(detector, val_set):
     return detector
 
 
-def detector_for(train, val, seed=0, score_kind="one-sided", settings=PATCH_MODEL, cache=CACHE_DIR):
+def detector_for(train, val, seed=0, score_kind="one-sided", settings=PATCH_MODEL, model="patch", cache=CACHE_DIR):
     """The detector for a training split (its real images), calibrated on a validation split. The fit (the same
-    for both scores) is kept on its first use and read back later; its facts hold the fit's seconds."""
+    for both scores) is kept on its first use and read back later; its facts hold the fit's seconds (the own flow's
+    training not included: owngen.py's settings.json has it)."""
+    if model not in MODELS:
+        raise ProjectError(f"unknown zero-shot model '{model}' (choose from {', '.join(MODELS)})")
     reals = train.images[train.labels == REAL]
     key = hashlib.sha1(reals.numpy().tobytes() + repr((seed, settings, PATCH)).encode()).hexdigest()[:16]
-    path = Path(cache) / f"patch-seed{seed}-{key}.pkl"
+    path = Path(cache) / f"{model}-seed{seed}-{key}.pkl"
     if path.is_file():
         detector = pickle.loads(path.read_bytes())
     else:
         started = time.perf_counter()
-        detector = fit_detector(reals, seed, settings)
+        detector = fit_detector(reals, seed, settings, model)
         detector.facts = {"fit seconds": round(time.perf_counter() - started, 1), "seed": seed,
                           "fit images": min(len(reals), settings["fit_images"])}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,13 +203,16 @@ def main(argv=None):
     parser.add_argument("paths", nargs="*", help="image files or folders to score (none: run the benchmark)")
     parser.add_argument("--score", choices=SCORES, help="the score to use (default: both for the benchmark, "
                                                         "one-sided for folders)")
-    parser.add_argument("--seeds", type=cli.positive_int, default=3, help="fits per score for the benchmark")
+    parser.add_argument("--model", choices=list(MODELS), help="the model of real images (default: both for the "
+                                                              "benchmark, patch for folders)")
+    parser.add_argument("--seeds", type=cli.positive_int, default=3,
+                        help="patch mixtures fitted for the benchmark (the own flow is one trained model: 1)")
     parser.add_argument("--csv", metavar="FILE", help="write the folder scores here")
     parser.add_argument("--out", help="benchmark JSON (default notes/results/variants.json, or the sample's)")
     args = cli.parse(parser, argv)
     train, val = load_splits(args.sample)
     if args.paths:
-        detector = detector_for(train, val, 0, args.score or "one-sided")
+        detector = detector_for(train, val, 0, args.score or "one-sided", model=args.model or "patch")
         table, failed = score_folders(args.paths, detector)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         print(f"\n{len(table)} images scored at threshold {detector.threshold:.3f}: "
@@ -201,21 +229,23 @@ def main(argv=None):
     test = load_cifake(dataset_dir("CIFAKE_dir", args.sample), "test", verbose=False)
     fakes, reals = development_sets(dataset_dir("CIFAKE_dir", args.sample), dataset_dir("ddpm32_dir", args.sample),
                                     dataset_dir("generators32_dir", args.sample))
-    for kind in [args.score] if args.score else SCORES:
-        for seed in range(args.seeds):
-            detector = detector_for(train, val, seed, kind)
-            record = {"variant": f"patch mixture, {kind}", "seed": seed, "benchmark": "zeroshot", "held_out": "all",
-                      "unseen": list(fakes), "arch": "patch mixture", "fake shares": {},
-                      "images_per_epoch": detector.facts["fit images"],
-                      "training seconds": detector.facts["fit seconds"], **evaluate(detector, test, fakes, reals),
-                      "commit": git_commit()}
-            print(f"zero-shot {kind}, seed {seed}: CIFAKE AUROC {record['cifake test auroc']:.4f}, "
-                  + ", ".join(f"{g} {f['auroc']:.3f}" for g, f in record["generators"].items())
-                  + f"; fit {record['training seconds']:.0f} s, {record['images per second']:,} images/s")
-            key = lambda run: (run.get("benchmark"), run["variant"], run["seed"])
-            result["runs"] = [run for run in result["runs"] if key(run) != key(record)] + [record]
-            result.update(machine=machine_description("cpu"), torch=torch.__version__)
-            cli.write_json(out, result)
+    models, kinds = [args.model] if args.model else list(MODELS), [args.score] if args.score else SCORES
+    plan = [(model, seed, kind) for model in models for seed in range(args.seeds if model == "patch" else 1)
+            for kind in kinds]
+    for model, seed, kind in plan:
+        detector = detector_for(train, val, seed, kind, model=model)
+        record = {"variant": f"{MODELS[model]}, {kind}", "seed": seed, "benchmark": "zeroshot", "held_out": "all",
+                  "unseen": list(fakes), "arch": MODELS[model], "fake shares": {},
+                  "images_per_epoch": detector.facts["fit images"],
+                  "training seconds": detector.facts["fit seconds"], **evaluate(detector, test, fakes, reals),
+                  "commit": git_commit()}
+        print(f"zero-shot {MODELS[model]}, {kind}, seed {seed}: CIFAKE AUROC {record['cifake test auroc']:.4f}, "
+              + ", ".join(f"{g} {f['auroc']:.3f}" for g, f in record["generators"].items())
+              + f"; fit {record['training seconds']:.0f} s, {record['images per second']:,} images/s")
+        key = lambda run: (run.get("benchmark"), run["variant"], run["seed"])
+        result["runs"] = [run for run in result["runs"] if key(run) != key(record)] + [record]
+        result.update(machine=machine_description("cpu"), torch=torch.__version__)
+        cli.write_json(out, result)
     return result
 
 

@@ -1,5 +1,5 @@
-"""zeroshot.py: the patch mixture's score follows from its model and is deterministic; P(real) keeps the score's
-order; the fit is cached; the scorer reads folders and refuses one without images in one line."""
+"""zeroshot.py: the score follows from its model (the patch mixture, the own flow) and is deterministic; P(real)
+keeps the score's order; the fit is cached; the scorer reads folders and refuses one without images in one line."""
 import subprocess
 import sys
 
@@ -30,7 +30,7 @@ def detector(splits):
 def test_an_image_of_one_patch_repeated_scores_that_patch(detector, splits):
     patch = splits[0].images[0, :, :8, :8]
     tiled = patch.repeat(1, 4, 4)[None]                                  # 3 x 32 x 32: the same 8 x 8 block 16 times
-    alone = detector.mixture.score_samples(patch.reshape(1, -1).numpy() / 255)
+    alone = detector.model.score_samples(patch.reshape(1, -1).numpy() / 255)
     assert zeroshot.patches(tiled).shape == (1, 16, 192)
     assert np.allclose(detector.likelihood(tiled), alone)
     line = detector.line[0] + detector.line[1] * zeroshot.png_bytes(tiled)
@@ -41,10 +41,10 @@ def test_the_fit_and_the_score_are_deterministic(detector, splits):
     train, val = splits
     again = zeroshot.fit_detector(train.images[train.labels == REAL], seed=0, settings=SMALL)
     assert np.array_equal(detector.score(val.images[:50]), again.score(val.images[:50]))
-    two_sided = zeroshot.PatchDetector(detector.mixture, detector.line, detector.spread, "two-sided")
+    two_sided = zeroshot.Detector(detector.model, detector.line, detector.spread, "two-sided")
     assert np.allclose(two_sided.score(val.images[:50]), -np.abs(detector.score(val.images[:50])))
     with pytest.raises(ProjectError, match="unknown zero-shot score"):
-        zeroshot.PatchDetector(detector.mixture, score_kind="sideways")
+        zeroshot.Detector(detector.model, score_kind="sideways")
 
 
 def test_p_real_keeps_the_order_of_the_score_and_the_threshold_comes_from_validation(detector, splits):
@@ -82,3 +82,21 @@ def test_the_scorer_reads_folders_and_refuses_one_without_images(sample_root, tm
     result = run(str(mine), "--csv", str(tmp_path / "scores.csv"))
     assert result.returncode == 1 and "3 images scored" in result.stdout and "broken.jpg" in result.stderr
     assert (tmp_path / "scores.csv").read_text().count("\n") == 4
+
+
+def test_the_flow_detector_scores_with_the_projects_own_flow(splits, tmp_path, monkeypatch):
+    import owngen
+    train, val = splits
+    reals = train.images[train.labels == REAL]
+    tiny = dict(steps=3, batch_size=8, lr=1e-3, width=8)
+    folder = owngen.own_generator("flow", reals, settings=tiny, samples=4, root=tmp_path, progress=False)
+    monkeypatch.setattr(zeroshot, "own_generator", lambda name, images: folder)
+    detector = zeroshot.fit_detector(reals, seed=0, settings=SMALL, model="flow")
+    flow = owngen.Flow(8)
+    flow.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+    with torch.inference_mode():
+        expected = flow.eval().log_likelihood(val.images[:20]).double().numpy()
+    assert np.allclose(detector.likelihood(val.images[:20]), expected)
+    assert np.array_equal(detector.score(val.images[:20]), detector.score(val.images[:20]))
+    with pytest.raises(ProjectError, match="unknown zero-shot model 'pixelcnn'"):
+        zeroshot.detector_for(train, val, model="pixelcnn")
