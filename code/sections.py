@@ -286,7 +286,7 @@ def generators(report, sidecars, folder, models, device, store, variants_file):
                          "training seconds": sidecars[name]["wall_seconds"]}
     variants = json.loads(variants_file.read_text()) if variants_file.is_file() else {"runs": []}
     rows = variant_table(variants["runs"], shipped)
-    recipes = {run["recipe"] for run in variants["runs"]} | {"fast"}
+    recipes = {run["recipe"] for run in variants["runs"] if run.get("recipe")} | {"fast"}     # zero-shot runs: none
     report.results["generators"] = {
         "recipes": {name: asdict(RECIPES[name]) for name in sorted(recipes)},
         "decision": shipping_decision(rows) if SHIPPING_RULE["against"] in rows else None,
