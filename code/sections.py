@@ -24,8 +24,8 @@ from project import ProjectError
 from publish import ANCHORS, ORIGINAL_DETAILS, ORIGINAL_STUDY, PAPER_ACCURACY, PAPER_CNNS
 from robustness import perturbation_table, wide_table
 from training import RECIPES, SHIPPED_MODELS, Recipe, train_command
-from variants import (GENERAL_RULE, SHIPPING_RULE, benchmark_table, general_decision, held_out_generators,
-                      no_outside_decision, protocol, shipping_decision, variant_table)
+from variants import (GENERAL_RULE, SHIPPING_RULE, benchmark_table, family_table, general_decision,
+                      held_out_generators, no_outside_decision, protocol, shipping_decision, variant_table)
 
 
 class Report:
@@ -340,6 +340,8 @@ def benchmark(report, variants_file):
     report.text(f"general_model {verdict}: rule {decision['rule']}; "
                 + (f"gain {decision['gain']:+.3f} over {GENERAL_RULE['against']}, CIFAKE test AUROC "
                    f"{decision['CIFAKE test AUROC']:.4f}." if "gain" in decision else decision["why"] + "."))
+    report.text("Per family: each row's mean AUROC over the family's development generators.")
+    report.table(family_table(rows, report.results["benchmark"]["families"]))
     if no_outside["gains"]:
         report.text(f"Without an outside generator (rule {no_outside['rule']}): gains over the floor "
                     + ", ".join(f"{name} {gain:+.3f}" for name, gain in no_outside["gains"].items())

@@ -216,6 +216,18 @@ def benchmark_table(runs):
     return rows
 
 
+def family_table(rows, families):
+    """Each benchmark row's mean AUROC over the development generators of each family (families: {generator:
+    family}), beside its mean and CIFAKE test AUROC."""
+    members = {}
+    for generator, family in families.items():
+        members.setdefault(family, []).append(generator)
+    return pd.DataFrame({name: {**{family: float(np.mean([row[f"{g} AUROC"] for g in generators]))
+                                   for family, generators in members.items()},
+                                "mean AUROC": row["mean AUROC"], "CIFAKE test AUROC": row["CIFAKE test AUROC"]}
+                         for name, row in rows.items()}).T
+
+
 def run_figures(run):
     """One run's figures under the table's names (a held-back generator's AUROC too, when it was scored)."""
     figures = {"CIFAKE test accuracy": run["cifake test accuracy"], "CIFAKE test AUROC": run["cifake test auroc"],
