@@ -21,7 +21,7 @@ CHECKS = {  # notebook -> (extra parameters, a final cell printing what the test
                            "'audited': audited['files']}))"),
     "transfer_generators": ("", "print(json.dumps({'rows': list(table.index), 'shares': list(shares.columns),"
                                 "'audited': list(audit.index), 'changes': list(change.index),"
-                                "'benchmark': list(bench_table.index)}))"),
+                                "'benchmark': list(bench_table.index), 'own': sorted(made)}))"),
 }
 
 
@@ -79,4 +79,6 @@ def test_transfer_generators_notebook(sample_results):
     assert result["audited"] == [f"{g} vs CIFAKE test/REAL" for g in ("DDPM-32", "ddpm-retrained", "gan-small")]
     assert {"fast", "fast_npr", "fast_spectrum"} <= set(result["changes"])
     assert "fast_oracle_gan" not in result["changes"]
-    assert {"CIFAKE only (floor)", "logo: fast balanced", "strong_model (shipped)"} <= set(result["benchmark"])
+    assert {"CIFAKE only (floor)", "logo: fast balanced", "strong_model (shipped)", "own: CIFAKE + own gan, vae, flow",
+            "zeroshot: patch mixture, one-sided", "zeroshot: own flow, two-sided"} <= set(result["benchmark"])
+    assert result["own"] == ["flow", "gan", "vae"]               # the sample benchmark's own generators, shown
