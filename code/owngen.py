@@ -12,10 +12,11 @@ need nothing from outside.
     flow  a RealNVP-style flow (Dinh et al. 2017): affine couplings with checkerboard and channel masks around one
           squeeze, trained by exact likelihood; samples drawn at temperature FLOW_TEMPERATURE
 
-Each trains for a fixed number of steps (OWN_GENERATORS: all three in well under 30 minutes on 2 CPU cores) and
-draws SAMPLES images, saved as CIFAKE saves (PIL JPEG, quality 75) in
-data/own_generators/NAME-KEY/fake/ (the weights in model.pt beside), KEY a hash of the settings and of the training images: a second run with the same
-settings reads the folder back. Recipes name them as train_fakes sources `own:NAME` (pools.fake_source).
+Each trains for a fixed number of steps (OWN_GENERATORS: the three in about 18 minutes on 2 CPU cores, `bench.py
+nofake`) and draws SAMPLES images, saved as CIFAKE saves (PIL JPEG, quality 75) in data/own_generators/NAME-KEY/fake/
+with the weights (model.pt) and the run's facts (settings.json) beside; KEY is a hash of the settings and of the
+training images, so a second run with the same ones reads the folder back. Recipes name them as train_fakes sources
+`own:NAME` (pools.fake_source).
 """
 import hashlib
 import json
@@ -281,8 +282,8 @@ def made_folders(images):
 
 
 def main(argv=None):
-    import cli
-    from training import benchmark_reals              # here, not above: training imports this module
+    import cli                                          # here, not above: pools and training import this module
+    from training import benchmark_reals
     parser = cli.parser(__doc__)
     parser.add_argument("--only", nargs="+", choices=list(MODELS), default=list(MODELS), help="generators to make")
     args = cli.parse(parser, argv)
@@ -298,5 +299,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from cli import run
-    run(main)
+    import cli
+    cli.run(main)

@@ -37,13 +37,13 @@ from sklearn.mixture import GaussianMixture
 import cli
 from classes import REAL, development_sets, load_cifake, load_image_files
 from evaluate import choose_threshold, generator_figures, score_at_threshold
-from owngen import Flow, own_generator
+from owngen import Flow, own_folder, own_generator
 from project import REPO_ROOT, ProjectError, config_path, dataset_dir, git_commit, machine_description
 from training import RECIPES, split_train_val
 
 CACHE_DIR = REPO_ROOT / "data" / ".zeroshot"
 PATCH = 8
-PATCH_MODEL = dict(components=8, fit_images=8000, max_iter=100)     # fit_images also fit the line of the flow's
+PATCH_MODEL = dict(components=8, fit_images=8000, max_iter=100)     # fit_images: the reals each line is fitted on
 MODELS = {"patch": "patch mixture", "flow": "own flow"}
 SCORES = ("one-sided", "two-sided")
 
@@ -78,6 +78,10 @@ class Detector:
     threshold: float = 0.5
     facts: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        if self.score_kind not in SCORES:
+            raise ProjectError(f"unknown zero-shot score '{self.score_kind}' (choose from {', '.join(SCORES)})")
+
     def likelihood(self, images, batch_size=1000):
         """The mixture's mean log-likelihood of each image's patches, or the flow's log-density per dimension."""
         if isinstance(self.model, GaussianMixture):
@@ -87,14 +91,11 @@ class Detector:
             return torch.cat([self.model.log_likelihood(images[start:start + batch_size])
                               for start in range(0, len(images), batch_size)]).double().numpy()
 
-    def __post_init__(self):
-        if self.score_kind not in SCORES:
-            raise ProjectError(f"unknown zero-shot score '{self.score_kind}' (choose from {', '.join(SCORES)})")
-
     def score(self, images):
         """Higher is more real: the likelihood's distance above the real images' line, in units of their spread
         (two-sided: minus its distance either way)."""
-        z = (self.likelihood(images) - np.polyval(self.line[::-1], png_bytes(images))) / self.spread
+        intercept, slope = self.line
+        z = (self.likelihood(images) - intercept - slope * png_bytes(images)) / self.spread
         return z if self.score_kind == "one-sided" else -np.abs(z)
 
     def p_real(self, images):
@@ -150,7 +151,8 @@ def detector_for(train, val, seed=0, score_kind="one-sided", settings=PATCH_MODE
     if model not in MODELS:
         raise ProjectError(f"unknown zero-shot model '{model}' (choose from {', '.join(MODELS)})")
     reals = train.images[train.labels == REAL]
-    key = hashlib.sha1(reals.numpy().tobytes() + repr((seed, settings, PATCH)).encode()).hexdigest()[:16]
+    flow = own_folder("flow", reals).name if model == "flow" else None         # the weights the flow's fit reads
+    key = hashlib.sha1(reals.numpy().tobytes() + repr((seed, settings, PATCH, flow)).encode()).hexdigest()[:16]
     path = Path(cache) / f"{model}-seed{seed}-{key}.pkl"
     if path.is_file():
         detector = pickle.loads(path.read_bytes())

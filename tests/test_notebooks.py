@@ -76,7 +76,8 @@ def test_transfer_generators_notebook(sample_results):
     assert {"fast", "fast_npr", "fast_oracle_gan", "patch/fast", "strong/general", "strong_model"} <= set(
         result["rows"])
     assert result["shares"] == [f"{g}: share of the oracle's margin" for g in ("ddpm-retrained", "gan-small")]
-    assert result["audited"] == [f"{g} vs CIFAKE test/REAL" for g in ("DDPM-32", "ddpm-retrained", "gan-small")]
+    assert result["audited"] == [f"{g} vs CIFAKE test/REAL" for g in ("DDPM-32", "ddpm-retrained", "gan-small",
+                                                                       "own gan", "own vae", "own flow")]
     assert {"fast", "fast_npr", "fast_spectrum"} <= set(result["changes"])
     assert "fast_oracle_gan" not in result["changes"]
     assert {"CIFAKE only (floor)", "logo: fast balanced", "strong_model (shipped)", "own: CIFAKE + own gan, vae, flow",
