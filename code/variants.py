@@ -117,6 +117,7 @@ LEAVE_OUT = {"fast balanced": ("fast", "cnn", "sources", 1.0, {}), "fast pooled"
 # generator unseen. Each own generator alone asks whether a cheap GAN teaches GANs, a cheap flow flows.
 OWN = {f"CIFAKE + own {name}": ("fast", "cnn", "sources", 1.0, dict(own=(name,))) for name in OWN_MODELS}
 OWN["CIFAKE + own gan, vae, flow"] = ("fast", "cnn", "sources", 1.0, dict(own=tuple(OWN_MODELS)))
+OWN["CIFAKE + own gan, vae, flow, pooled"] = ("fast", "cnn", "pooled", 1.0, dict(own=tuple(OWN_MODELS)))  # all of CIFAKE
 # The floor (CIFAKE only: every generator unseen) and the ceiling (an oracle per generator: half of it in
 # training, balanced against CIFAKE's reals, scored on the other half).
 BOUNDS = {"floor": "fast", "oracle": "fast"}
