@@ -33,7 +33,9 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
+import cli
 from project import REPO_ROOT, ProjectError, seed_everything
+from splits import benchmark_reals
 
 OWN_DIR = REPO_ROOT / "data" / "own_generators"
 SAMPLES = 5000                       # images drawn from each generator (the development generators hold 129-5,000)
@@ -282,8 +284,6 @@ def made_folders(images):
 
 
 def main(argv=None):
-    import cli                                          # here, not above: pools and training import this module
-    from training import benchmark_reals
     parser = cli.parser(__doc__)
     parser.add_argument("--only", nargs="+", choices=list(MODELS), default=list(MODELS), help="generators to make")
     args = cli.parse(parser, argv)
@@ -295,9 +295,9 @@ def main(argv=None):
               f"{facts['settings']['steps']} steps on {facts['training images']} images in "
               f"{facts['training seconds']:.0f} s ({facts['seconds with sampling']:.0f} s with sampling, "
               f"{facts['parameters']:,} parameters)")
-    print(f"audit each one: python code/audit.py {OWN_DIR.relative_to(REPO_ROOT)}/NAME-KEY --real data/CIFAKE/test/REAL")
+    print(f"audit each one: python code/audit.py {OWN_DIR.relative_to(REPO_ROOT)}/NAME-KEY "
+          f"--real data/CIFAKE/test/REAL")
 
 
 if __name__ == "__main__":
-    import cli
     cli.run(main)

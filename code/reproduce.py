@@ -28,7 +28,8 @@ from project import (REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, datase
                      machine_description, model_file, pick_device, shown)
 from publish import model_card, readme_tables, update_readme
 from sections import Report, markdown
-from training import SHIPPED_MODELS, benchmark_reals, train_or_load
+from splits import benchmark_reals
+from training import SHIPPED_MODELS, train_or_load
 
 
 SECTION_KEYS = {        # section: the results.json keys it writes (kept from the last run when --only skips it)

@@ -14,12 +14,11 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 import torch.nn as nn
-from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 import perturb
 from checkpoints import load_model, read_sidecar, save_model
-from classes import REAL, Batcher, build_model, count_parameters, generator_folders, load_cifake, single_view
+from classes import Batcher, build_model, count_parameters, generator_folders, load_cifake, single_view
 from distributed import SINGLE, wrap
 from evaluate import (choose_threshold, expected_calibration_error, fit_temperature, predict_logits, predict_scores,
                       probability, score_at_threshold)
@@ -29,6 +28,7 @@ from pools import epoch_rows, training_pool
 from perturb import AUGMENTATIONS
 from project import (ProjectError, check_writable, cifake_root, dataset_dir, fast_bfloat16, git_commit, model_file,
                      seed_everything, shown)
+from splits import VAL_FRACTION, split_train_val
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Recipe:
     #                                 train_fakes its share of every epoch's FAKE class (redrawn each epoch), fakes = reals
     fake_shares: tuple = ()         # balance "sources": each train_fakes source's weight, in order (empty: equal)
     seed: int = 0                   # weights, batch order, augmentation and the validation split
-    val_fraction: float = 0.1       # share of the training split held out (stratified by label and class)
+    val_fraction: float = VAL_FRACTION  # share of the training split held out (stratified by label and class)
 
     def __post_init__(self):
         """Refuse values no run could use, in one line, before any data is loaded."""
@@ -173,22 +173,6 @@ def train_command(name):
     if "widths" in spec.arch_kwargs:
         flags.append("--widths " + ",".join(map(str, spec.arch_kwargs["widths"])))
     return " ".join(["python code/train.py", *flags, f"-mf {name}"])
-
-
-def split_train_val(dataset, val_fraction=0.1, seed=0):
-    """A stratified (label x content class), seeded hold-out: returns (train, validation) ImageSets."""
-    strata = dataset.labels * 100 + (dataset.classes + 1 if dataset.classes is not None else 0)
-    train_idx, val_idx = train_test_split(np.arange(len(dataset)), test_size=val_fraction,
-                                          stratify=strata.numpy(), random_state=seed)
-    return dataset.subset(np.sort(train_idx)), dataset.subset(np.sort(val_idx))
-
-
-def benchmark_reals(sample=False):
-    """CIFAKE's REAL training images less the validation split (seed 0): the reals every benchmark run trains on,
-    and what the project's own generators learn from (owngen.py)."""
-    train, _ = split_train_val(load_cifake(cifake_root(sample=sample), "train", verbose=False),
-                               RECIPES["fast"].val_fraction, 0)
-    return train.images[train.labels == REAL]
 
 
 def dataset_fingerprint(dataset):
@@ -402,7 +386,7 @@ def calibrate_saved(path, sample=False, device="cpu"):
     model, _ = load_model(path, device)
     sidecar = read_sidecar(path)
     _, val_set = split_train_val(load_cifake(cifake_root(sample=sample), "train", verbose=False),
-                                 sidecar.get("val_fraction", 0.1), sidecar.get("seed", 0))
+                                 sidecar.get("val_fraction", VAL_FRACTION), sidecar.get("seed", 0))
     result = calibrate(model, val_set, device)
     print(f"calibrated {shown(path)} on {len(val_set)} validation images: temperature {result['temperature']:.3f}, "
           f"ECE {result['val_ece_before']:.4f} -> {result['val_ece']:.4f}, threshold {result['threshold']:.3f}")

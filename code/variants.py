@@ -16,7 +16,8 @@ other half of it. The benchmark (--protocol floor, logo, lofo, oracle) trains th
 development generator but the held-out one (or family), each source an equal share of the fakes unless a variant
 says otherwise, and scores what was held out; a new folder in data/generators32/ joins it with nothing else to
 change. Protocol own trains on CIFAKE and the project's own generators, every development generator unseen;
-`python code/zeroshot.py` adds a detector that never sees a fake to the same table. `python code/reproduce.py` turns the file into the results tables.
+`python code/zeroshot.py` adds a detector that never sees a fake to the same file. `python code/reproduce.py` turns
+the file into the results tables.
 """
 import json
 import sys
@@ -117,7 +118,8 @@ LEAVE_OUT = {"fast balanced": ("fast", "cnn", "sources", 1.0, {}), "fast pooled"
 # generator unseen. Each own generator alone asks whether a cheap GAN teaches GANs, a cheap flow flows.
 OWN = {f"CIFAKE + own {name}": ("fast", "cnn", "sources", 1.0, dict(own=(name,))) for name in OWN_MODELS}
 OWN["CIFAKE + own gan, vae, flow"] = ("fast", "cnn", "sources", 1.0, dict(own=tuple(OWN_MODELS)))
-OWN["CIFAKE + own gan, vae, flow, pooled"] = ("fast", "cnn", "pooled", 1.0, dict(own=tuple(OWN_MODELS)))  # all of CIFAKE
+OWN["CIFAKE + own gan, vae, flow, pooled"] = ("fast", "cnn", "pooled", 1.0, dict(own=tuple(OWN_MODELS)))  # all CIFAKE
+SPECS = {**LEAVE_OUT, **OWN}
 # The floor (CIFAKE only: every generator unseen) and the ceiling (an oracle per generator: half of it in
 # training, balanced against CIFAKE's reals, scored on the other half).
 BOUNDS = {"floor": "fast", "oracle": "fast"}
@@ -125,9 +127,9 @@ PROTOCOLS = ("changes", "floor", "logo", "lofo", "oracle", "own")
 
 
 def leave_out_recipe(name, train_on, seed):
-    """The recipe of LEAVE_OUT[name] (or OWN[name]) trained on CIFAKE (at its weight), on all of each generator in
+    """The recipe of SPECS[name] (LEAVE_OUT or OWN) trained on CIFAKE (at its weight), on all of each generator in
     `train_on` and on the own generators it names, each of these a share of 1."""
-    recipe, _, balance, cifake_weight, changes = {**LEAVE_OUT, **OWN}[name]
+    recipe, _, balance, cifake_weight, changes = SPECS[name]
     changes = dict(changes)
     own = tuple(f"own:{g}" for g in changes.pop("own", ()))
     sources = (("cifake",) if cifake_weight else ()) + tuple(f"generator:{g}:all" for g in train_on) + own
@@ -157,7 +159,7 @@ def benchmark_plan(protocol, generators, seeds, variants=None):
 def run_benchmark(protocol, name, held_out, held, seed, data, device):
     """Train one benchmark run and score it on every development generator: a JSON-ready record. Asserts on file
     digests that no image of a held-out generator was in training."""
-    generators, arch = list(data["generator_dirs"]), {**LEAVE_OUT, **OWN}.get(name, (None, "cnn"))[1]
+    generators, arch = list(data["generator_dirs"]), SPECS[name][1] if name in SPECS else "cnn"
     if protocol == "oracle":
         recipe = replace(RECIPES[BOUNDS["oracle"]], seed=seed, train_fakes=(f"generator:{held_out}",),
                          balance="sources")

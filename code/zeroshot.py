@@ -39,7 +39,7 @@ from classes import REAL, development_sets, load_cifake, load_image_files
 from evaluate import choose_threshold, generator_figures, score_at_threshold
 from owngen import Flow, own_folder, own_generator
 from project import REPO_ROOT, ProjectError, config_path, dataset_dir, git_commit, machine_description
-from training import RECIPES, split_train_val
+from splits import benchmark_splits
 
 CACHE_DIR = REPO_ROOT / "data" / ".zeroshot"
 PATCH = 8
@@ -166,7 +166,7 @@ def detector_for(train, val, seed=0, score_kind="one-sided", settings=PATCH_MODE
     return calibrate(replace(detector, score_kind=score_kind), val)
 
 
-def evaluate(detector, test, fakes, reals):
+def benchmark_figures(detector, test, fakes, reals):
     """A JSON-ready benchmark record's figures: CIFAKE test AUROC and accuracy at the validation threshold, each
     development generator's AUROC against CIFAKE's test reals, and images scored per second."""
     started = time.perf_counter()
@@ -177,12 +177,6 @@ def evaluate(detector, test, fakes, reals):
     return {"cifake test auroc": at_threshold["auroc"], "cifake test accuracy": at_threshold["accuracy"],
             "val threshold": detector.threshold, "images per second": round(per_second),
             "generators": {g: f for g, f in figures.items() if isinstance(f, dict)}}
-
-
-def load_splits(sample):
-    """CIFAKE's training split less its validation split (seed 0, as every benchmark run), and the validation split."""
-    return split_train_val(load_cifake(dataset_dir("CIFAKE_dir", sample), "train", verbose=False),
-                           RECIPES["fast"].val_fraction, 0)
 
 
 def score_folders(paths, detector):
@@ -212,7 +206,7 @@ def main(argv=None):
     parser.add_argument("--csv", metavar="FILE", help="write the folder scores here")
     parser.add_argument("--out", help="benchmark JSON (default notes/results/variants.json, or the sample's)")
     args = cli.parse(parser, argv)
-    train, val = load_splits(args.sample)
+    train, val = benchmark_splits(args.sample)
     if args.paths:
         detector = detector_for(train, val, 0, args.score or "one-sided", model=args.model or "patch")
         table, failed = score_folders(args.paths, detector)
@@ -238,8 +232,8 @@ def main(argv=None):
         detector = detector_for(train, val, seed, kind, model=model)
         record = {"variant": f"{MODELS[model]}, {kind}", "seed": seed, "benchmark": "zeroshot", "held_out": "all",
                   "unseen": list(fakes), "arch": MODELS[model], "fake shares": {},
-                  "images_per_epoch": detector.facts["fit images"],
-                  "training seconds": detector.facts["fit seconds"], **evaluate(detector, test, fakes, reals),
+                  "fit images": detector.facts["fit images"],
+                  "training seconds": detector.facts["fit seconds"], **benchmark_figures(detector, test, fakes, reals),
                   "commit": git_commit()}
         print(f"zero-shot {MODELS[model]}, {kind}, seed {seed}: CIFAKE AUROC {record['cifake test auroc']:.4f}, "
               + ", ".join(f"{g} {f['auroc']:.3f}" for g, f in record["generators"].items())

@@ -60,8 +60,8 @@ PAPER_LEAVE_OUT = ("fast balanced", "fast pooled", "fast balanced, no CIFAKE", "
 @pytest.fixture(scope="session")
 def sample_results(sample_root, tmp_path_factory):
     """A results folder as `python code/variants.py --sample`, `python code/zeroshot.py --sample`, `python
-    code/reproduce.py --sample` and `python code/seeds.py --sample` write it (variants.json, the report, results.json, seeds.json and the figures; sample
-    models in data/sample/models)."""
+    code/reproduce.py --sample` and `python code/seeds.py --sample` write it (variants.json, the report,
+    results.json, seeds.json and the figures; sample models in data/sample/models)."""
     out = tmp_path_factory.mktemp("results")
     variants = str(out / "variants.json")
     for script, *args in (("variants.py", "--sample", "--seeds", "2", "--only", "fast", "--out", variants),
