@@ -33,6 +33,7 @@ def predict_logits(model, images, device="cpu", batch_size=4096, crops_per_image
     """The model's logit for each image (uint8 N x 3 x 32 x 32); with K crops per image, the mean over its crops
     (as StrongCNN averages its test-time views)."""
     model = model.to(device).eval()
+    batch_size = min(batch_size, getattr(model, "max_batch", batch_size))
     logits = []
     for start in range(0, len(images), batch_size):
         batch = normalise(images[start:start + batch_size].to(device)).contiguous(memory_format=torch.channels_last)

@@ -21,7 +21,9 @@ from tqdm.auto import tqdm
 from project import ProjectError, atomic_write_bytes
 
 IMAGE_SIZE = 32
-PREPROCESSINGS = ("resize", "center_crop", "multi_crop")
+PREPROCESSINGS = ("resize", "center_crop", "multi_crop")   # what the 32 x 32 models can be given
+FULL_SIZE = 224                         # "full": the pretrained backbone's input, short side scaled, centre crop
+DECODINGS = PREPROCESSINGS + ("full",)
 MULTI_CROP_GRID = 3                     # multi_crop takes a 3 x 3 grid of native-resolution crops
 CACHE_FOLDER = ".cache"                 # the decode cache's folder in a dataset's root
 CACHE_VERSION = 1                       # bump when decoding changes, so old caches are rebuilt
@@ -61,7 +63,7 @@ def _native_crops(img, grid):
 
 
 def decode_image(data, preprocess="resize"):
-    """Encoded image bytes -> uint8 array K x 32 x 32 x 3 (K = 1, or 9 for multi_crop).
+    """Encoded image bytes -> uint8 array K x 32 x 32 x 3 (K = 1, or 9 for multi_crop; "full": 1 x 224 x 224 x 3).
 
     resize: the whole image squashed to 32 x 32 (as the original study did); big JPEGs are decoded
     at a reduced DCT scale (PIL draft mode), which is both fast and a proper low-pass.
@@ -76,7 +78,22 @@ def decode_image(data, preprocess="resize"):
         return np.asarray(img)[None]
     if preprocess in ("center_crop", "multi_crop"):
         return np.stack(_native_crops(to_rgb(img), 1 if preprocess == "center_crop" else MULTI_CROP_GRID))
-    raise ValueError(f"unknown preprocessing '{preprocess}' (choose from {', '.join(PREPROCESSINGS)})")
+    if preprocess == "full":
+        return full_size(img)[None]
+    raise ValueError(f"unknown preprocessing '{preprocess}' (choose from {', '.join(DECODINGS)})")
+
+
+def full_size(img, size=FULL_SIZE):
+    """A PIL image as uint8 size x size x 3: the short side scaled to `size` (antialiased), then the centre crop."""
+    if img.format == "JPEG" and min(img.size) > 2 * size:
+        img.draft(img.mode, (size, size))            # decode big JPEGs at a reduced DCT scale: fast, and a low-pass
+    img = to_rgb(img)
+    scale = size / min(img.size)
+    if scale != 1:
+        img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))),
+                         Image.Resampling.BILINEAR)
+    left, top = (img.width - size) // 2, (img.height - size) // 2
+    return np.asarray(img.crop((left, top, left + size, top + size)))
 
 
 def crops_per_image(preprocess):
@@ -132,7 +149,8 @@ def _decode_chunk(paths, preprocess, max_pixels):
                 sizes[i] = Image.open(io.BytesIO(data)).size      # the header again, from memory: cheap
             except Exception as e:                   # any decoder failure skips this file only
                 failed.append((i, skip_reason(e)))
-    empty = np.zeros((0, k, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    side = FULL_SIZE if preprocess == "full" else IMAGE_SIZE
+    empty = np.zeros((0, k, side, side, 3), np.uint8)
     return (np.stack(crops) if crops else empty), ok, failed, digests, sizes
 
 
@@ -159,8 +177,9 @@ def decode_files(paths, preprocess="resize", max_pixels=Image.MAX_IMAGE_PIXELS, 
         failed += [(start + i, reason) for i, reason in f]
         digests.append(d)
         sizes.append(z)
-    crops = np.concatenate(crops) if crops else np.zeros((0, 1, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
-    images = torch.from_numpy(crops.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 3)).permute(0, 3, 1, 2).contiguous()
+    side = FULL_SIZE if preprocess == "full" else IMAGE_SIZE
+    crops = np.concatenate(crops) if crops else np.zeros((0, 1, side, side, 3), np.uint8)
+    images = torch.from_numpy(crops.reshape(-1, side, side, 3)).permute(0, 3, 1, 2).contiguous()
     return (images, ok, failed, np.concatenate(digests) if digests else np.zeros(0, np.uint64),
             np.concatenate(sizes) if sizes else np.zeros((0, 2), np.int64))
 

@@ -8,6 +8,8 @@
     python code/train.py -ep 1 --sample                         # a quick run on the generated sample data
     python code/train.py --recipe fast --fakes my_gan/ -mf my_detector  # teach it your own generator too
     torchrun --standalone --nproc_per_node=2 code/train.py --recipe fast -mf fast_model  # 2 processes (DDP)
+    python code/train.py --arch pretrained --dataset agiri -mf agiri_model   # full-size detector (pretrained.py)
+    python code/train.py --arch pretrained --image-size 64 -mf cifake_probe  # probe on the backbone, CIFAKE
 
 A recipe (training.RECIPES) sets every hyper-parameter; the flags below override single values. A stratified,
 seeded validation split is carved from the training data; the decision threshold stored with the model is
@@ -16,6 +18,11 @@ With --fakes, every image below each folder joins the FAKE class as a source of 
 share of every epoch's fakes, after an audit against CIFAKE's real test images; the sidecar records each folder,
 its file count and a digest of its files. Under torchrun each process trains on its slice of every batch and
 only rank 0 writes (distributed.py).
+
+--arch pretrained trains on the frozen ImageNet-pretrained backbone (backbone.py): on CIFAKE a linear probe (its
+temperature and threshold fitted on the validation split); on the AGIRI train subset (--dataset agiri) the
+full-size detector, whose taps, augmentation, regularisation and fine-tuning (--finetune N fixes it) are chosen by
+cross-validation after a test fold is held out (pretrained.py says how).
 """
 import sys
 from dataclasses import replace
@@ -25,9 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cli
 import distributed
+from backbone import BACKBONES
 from classes import ARCHITECTURES
 from imagefiles import find_image_files
-from project import ProjectError, absolute, cifake_root, model_path, pick_device, shown
+from project import ProjectError, absolute, cifake_root, dataset_dir, model_path, pick_device, shown
 from training import RECIPES, train_and_save
 
 
@@ -35,7 +43,16 @@ def main(argv=None):
     parser = cli.parser(__doc__, data="CIFAKE folder")
     parser.add_argument("-mf", "--model-file", help="save to models/<name>.pth, or to this path (only when given)")
     parser.add_argument("--recipe", choices=RECIPES, default="original", help="hyper-parameter set (default original)")
-    parser.add_argument("--arch", choices=ARCHITECTURES, default="cnn", help="cnn (the study's) or strong")
+    parser.add_argument("--arch", choices=ARCHITECTURES, default="cnn",
+                        help="cnn (the study's), strong, patch, or pretrained (the frozen ImageNet backbone)")
+    parser.add_argument("--dataset", choices=["cifake", "agiri"], default="cifake",
+                        help="--arch pretrained: CIFAKE's training split, or the AGIRI train subset (config.json)")
+    parser.add_argument("--backbone", choices=BACKBONES, default="efficientnet-lite0", help="--arch pretrained")
+    parser.add_argument("--image-size", type=cli.positive_int, default=224,
+                        help="--arch pretrained: the backbone's input size in pixels (default 224)")
+    parser.add_argument("--finetune", type=int, metavar="N",
+                        help="--arch pretrained: also train the last N blocks (0: a linear probe; default: chosen by "
+                             "cross-validation on AGIRI, 0 on CIFAKE)")
     parser.add_argument("--attn", action="store_true", help="add the SRM channel-attention layer (arch cnn)")
     parser.add_argument("--widths", type=lambda text: tuple(int(w) for w in text.split(",")), metavar="W1,W2,W3",
                         help="stage widths of the strong network (default 32,64,112; strong_aug_model: 32,64,96)")
@@ -67,6 +84,10 @@ def main(argv=None):
 
 def train(args, world, device):
     """The recipe with the flags' overrides, the audit of any --fakes folders, then training (and saving)."""
+    if args.arch == "pretrained":
+        return train_pretrained(args, device)
+    if args.dataset != "cifake":
+        raise ProjectError("--dataset agiri trains the full-size detector: give --arch pretrained too")
     overrides = {k: v for k, v in vars(args).items() if k in RECIPES["original"].__dataclass_fields__ and v is not None}
     if args.augment is not None:
         overrides["augment"] = tuple(a for a in args.augment.split(",") if a)
@@ -91,6 +112,35 @@ def train(args, world, device):
         sources = recipe.train_fakes + tuple(f"folder:{folder}" for folder in folders)
         recipe = replace(recipe, train_fakes=sources, balance="sources", fake_shares=())
     train_and_save(recipe, args.arch, arch_kwargs, root, path, device, args.sample, args.log_every, extra, world)
+
+
+def train_pretrained(args, device):
+    """--arch pretrained: the AGIRI detector (pretrained.fit_agiri) or a probe on CIFAKE (training.train_and_save)."""
+    import pretrained
+    from checkpoints import save_model
+    path = model_path(args.model_file) if args.model_file else None
+    if path is not None:
+        from project import check_writable
+        check_writable(path)
+    if args.dataset == "agiri":
+        root = absolute(args.data) if args.data else dataset_dir("agiri_subset_dir", args.sample)
+
+        def save(model, threshold, info):
+            if path is not None:
+                save_model(model, path, threshold, {**info, "sample_data": args.sample})
+                print(f"saved {shown(path)} and {path.with_suffix('.json').name}")
+        pretrained.fit_agiri(root, dataset_dir("faces_dir", args.sample), cifake_root(None, args.sample),
+                             dataset_dir("ddpm32_dir", args.sample), args.backbone, args.image_size, args.finetune,
+                             args.seed or 0, device, save)
+        return
+    if args.finetune:
+        raise ProjectError("--finetune is cross-validated on the AGIRI subset (--dataset agiri); on CIFAKE the "
+                           "pretrained backbone is probed linearly")
+    from training import train_and_save
+    train_and_save(replace(RECIPES["original"], name="probe", seed=args.seed or 0), "pretrained",
+                   {"backbone": args.backbone, "image_size": args.image_size}, cifake_root(args.data, args.sample),
+                   path, device, args.sample, extra_info={"head": f"logistic regression (C={pretrained.PROBE_C}) on "
+                                                                  f"the frozen backbone's features, every tap"})
 
 
 if __name__ == "__main__":

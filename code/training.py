@@ -224,6 +224,9 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
     development generators, classes.generator_folders). `world`: the processes training together (distributed.py);
     each takes its slice of every batch, and only the main one validates and calibrates (the others' history has
     the train loss alone)."""
+    if arch == "pretrained":                           # a linear probe: no epochs, no recipe beyond its seed
+        from pretrained import fit_cifake
+        return fit_cifake(train_set, val_set, **(arch_kwargs or {}), device=device, seed=recipe.seed)
     device = torch.device(device)
     seed_everything(recipe.seed)
     arch_kwargs = dict(arch_kwargs or {})
@@ -314,12 +317,18 @@ def calibrate(model, val_set, device="cpu"):
     """Fit the model's temperature on the validation split (set as model.temperature), then choose the threshold
     on the calibrated scores. Returns the figures for the history: temperature, validation ECE before and after,
     threshold and every validation figure at it."""
-    labels = val_set.labels.numpy()
-    logits = predict_logits(model, val_set.images, device)
-    model.temperature = fit_temperature(labels, logits)
-    scores = probability(logits, model.temperature)
+    result = calibration_figures(val_set.labels.numpy(), predict_logits(model, val_set.images, device))
+    model.temperature = result["temperature"]
+    return result
+
+
+def calibration_figures(labels, logits):
+    """The temperature fitted to validation logits, the threshold chosen on the calibrated scores, the ECE before
+    and after, and every validation figure at the threshold."""
+    temperature = fit_temperature(labels, logits)
+    scores = probability(logits, temperature)
     threshold = choose_threshold(labels, scores)
-    return {"temperature": model.temperature, "val_ece_before": expected_calibration_error(labels, probability(logits)),
+    return {"temperature": temperature, "val_ece_before": expected_calibration_error(labels, probability(logits)),
             "val_ece": expected_calibration_error(labels, scores), "threshold": threshold,
             "val_at_threshold": score_at_threshold(labels, scores, threshold)}
 

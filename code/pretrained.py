@@ -1,0 +1,422 @@
+"""Detectors on the frozen pretrained backbone (backbone.py): a linear probe, or the last blocks fine-tuned.
+
+    python code/train.py --arch pretrained --dataset agiri -mf agiri_model      # the full-size detector (fit_agiri)
+    python code/train.py --arch pretrained --image-size 64 -mf cifake_probe     # a probe on CIFAKE (fit_cifake)
+
+The AGIRI detector is validated in this order, so that nothing is chosen on the images it is judged on:
+1. byte-identical and near-identical images (difference hash within NEAR_DUPLICATE_BITS bits) are grouped;
+2. a stratified HELD_OUT_FRACTION of the groups is held out before anything else is done;
+3. every choice in CHOICES (feature taps, augmentation, regularisation, fine-tuning) is made by CV_FOLDS-fold
+   grouped cross-validation on the rest, on the out-of-fold AUROC of the JPEG fakes against the reals (the fakes'
+   PNG files would otherwise let the file format speak); the temperature and threshold come from the same
+   out-of-fold scores;
+4. the final model is trained on the whole rest and saved with SHIPPING_RULE's verdict, then the held-out fold and
+   the transfer sets are scored.
+Every training image is re-encoded as JPEG at a random quality in each of its AUGMENT_COPIES copies (the
+frozen-backbone form of "a new augmentation each epoch"), so the PNG/JPEG difference cannot be learnt.
+"""
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold
+from tqdm.auto import tqdm
+
+import perturb
+from backbone import TAPS, FeatureCache, image_keys
+from classes import FAKE, REAL, PretrainedDetector, load_agiri, load_cifake
+from evaluate import (choose_threshold, expected_calibration_error, figures_with_intervals, fit_temperature,
+                      probability, rank_auroc, score_at_threshold)
+from project import ProjectError, git_commit, seed_everything
+
+HELD_OUT_FRACTION = 0.2             # the AGIRI test fold, held out first (stratified, duplicates kept together)
+CV_FOLDS = 5                        # grouped, stratified folds of the rest: every choice is made on them
+NEAR_DUPLICATE_BITS = 5             # difference hashes this close (of 64 bits) put two images in one group
+AUGMENT_COPIES = 3                  # augmented copies of each training image whose features are cached
+JPEG_QUALITY = (50, 100)            # every copy is re-encoded as JPEG at a quality drawn from this range
+BLUR_SIGMA, RESCALE = (0.1, 3.0), (0.5, 1.0)   # CNNDetection's blur (sigma, pixels) and a down-and-up resize
+AUGMENTS = ("jpeg", "cnndetection")  # jpeg alone; or with blur and resize, each with probability 0.5
+FEATURE_SETS = {"head": ("head",), "last two": ("stage7", "head"), "all depths": tuple(TAPS)}
+C_VALUES = (0.01, 0.1, 1.0)         # inverse L2 strength of the logistic regression on standardised features
+PROBE_C = 0.1                       # the CIFAKE probe's C (fit_cifake): tens of thousands of images need little else
+FINETUNE = dict(blocks=1, epochs=6, batch_size=64, lr=3e-4, head_lr=3e-3, weight_decay=0.01)
+SHIP_AT_LEAST = 0.95                # held-out AUROC, JPEG fakes alone, that a shipped agiri_model must reach
+SHIPPING_RULE = (f"agiri_model ships (predict.py scores images over 64 px with it) if its held-out AUROC on the "
+                 f"JPEG fakes alone against the reals is at least {SHIP_AT_LEAST}; the goal is 0.98. Written before "
+                 f"the held-out fold was scored.")
+
+
+# ----------------------------------------------------------------------------------------------
+# Duplicates and the held-out split
+
+def difference_hash(images, size=8):
+    """A 64-bit difference hash per image (uint8 N x 3 x H x W): is each pixel of an 8 x 9 grey thumbnail brighter
+    than its right neighbour. Re-encoding or mild resizing changes a few bits; other images differ in about 32."""
+    grey = images.float().mean(1, keepdim=True)
+    small = nn.functional.interpolate(grey, size=(size, size + 1), mode="area")[:, 0]
+    return (small[:, :, 1:] > small[:, :, :-1]).reshape(len(images), -1).numpy()
+
+
+def duplicate_groups(images, digests, max_bits=NEAR_DUPLICATE_BITS):
+    """A group number per image: byte-identical files (same digest) and near-identical images (difference hashes
+    within `max_bits`) share one, transitively."""
+    n = len(images)
+    parent = np.arange(n)
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    bits = difference_hash(images).astype(np.uint8)
+    distance = (bits[:, None, :] != bits[None, :, :]).sum(2) if n <= 4000 else None
+    pairs = np.argwhere(np.triu(distance <= max_bits, 1)) if distance is not None else np.zeros((0, 2), int)
+    same_file = {}
+    for i, d in enumerate(digests.tolist()):
+        pairs = np.vstack([pairs, [[same_file[d], i]]]) if d in same_file else pairs
+        same_file.setdefault(d, i)
+    for i, j in pairs:
+        parent[root(i)] = root(j)
+    return np.array([root(i) for i in range(n)])
+
+
+def held_out_split(labels, groups, fraction=HELD_OUT_FRACTION, seed=0):
+    """(train indices, held-out indices): one stratified, grouped fold of about `fraction` of the images."""
+    folds = StratifiedGroupKFold(round(1 / fraction), shuffle=True, random_state=seed)
+    train, held_out = next(folds.split(np.zeros(len(labels)), labels, groups))
+    return np.sort(train), np.sort(held_out)
+
+
+# ----------------------------------------------------------------------------------------------
+# Augmentation: what each cached copy of a training image is
+
+def augment_copy(image, digest, kind, copy, seed=0):
+    """One augmented copy of a uint8 3 x H x W image, drawn from (seed, file digest, kind, copy): the same every
+    run. Always re-encoded as JPEG last; "cnndetection" first blurs and resizes down and up, each with p = 0.5."""
+    rng = np.random.default_rng([seed, int(digest), AUGMENTS.index(kind), copy])
+    x = image[None]
+    if kind == "cnndetection":
+        if rng.random() < 0.5:
+            x = perturb.blur(x, float(rng.uniform(*BLUR_SIGMA)))
+        if rng.random() < 0.5:
+            x = perturb.rescale(x, max(8, round(x.shape[-1] * rng.uniform(*RESCALE))))
+    return perturb.jpeg(x, int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))[0]
+
+
+def copies_of(dataset, index, kind, seed=0):
+    """(cache keys, make_images) for the AUGMENT_COPIES copies of the images at `index`, copy-major."""
+    keys, rows = [], []
+    for copy in range(AUGMENT_COPIES):
+        keys += image_keys(dataset.digests[index], f"{kind}{seed}:{copy}")
+        rows += [(i, copy) for i in index]
+    make = lambda wanted: torch.stack([augment_copy(dataset.images[rows[w][0]], dataset.digests[rows[w][0]], kind,
+                                                    rows[w][1], seed) for w in wanted])
+    return keys, make
+
+
+def resaved(images, fmt, quality=75):
+    """Images saved once as `fmt` (JPEG at `quality`, or PNG) and read back: the format test's inputs."""
+    return perturb.jpeg(images, quality) if fmt == "JPEG" else images.clone()   # PNG is lossless: same pixels
+
+
+# ----------------------------------------------------------------------------------------------
+# Features and heads
+
+class Features:
+    """Cached backbone outputs of one dataset: clean images and augmented copies, pooled (taps) or as fronts."""
+
+    def __init__(self, backbone, dataset, image_size, device="cpu", seed=0):
+        self.dataset, self.seed, self.backbone_name = dataset, seed, backbone.name
+        self.pooled = FeatureCache(backbone, image_size, tuple(TAPS), device=device)
+        self.fronts = FeatureCache(backbone, image_size, tuned=FINETUNE["blocks"], device=device)
+
+    def clean(self, index, fronts=False):
+        cache = self.fronts if fronts else self.pooled
+        return cache.get(image_keys(self.dataset.digests[index]), lambda w: self.dataset.images[index[w]],
+                         desc=f"{self.dataset.name}")
+
+    def augmented(self, index, kind, fronts=False):
+        """Features of every copy, and the label of each row."""
+        keys, make = copies_of(self.dataset, index, kind, self.seed)
+        cache = self.fronts if fronts else self.pooled
+        values = cache.get(keys, make, desc=f"{self.dataset.name}, {kind} copies")
+        return values, np.tile(self.dataset.labels.numpy()[index], AUGMENT_COPIES)
+
+
+def tap_columns(taps):
+    """Column indices of `taps` in features pooled from every tap (in TAPS order)."""
+    from backbone import TAP_WIDTHS
+    starts = np.cumsum([0] + [TAP_WIDTHS[t] for t in TAPS])
+    where = dict(zip(TAPS, starts))
+    return np.concatenate([np.arange(where[t], where[t] + TAP_WIDTHS[t]) for t in taps])
+
+
+def fit_probe(features, labels, taps, C, seed=0):
+    """A logistic regression on standardised features of `taps`: (weights, bias, mean, std) as tensors."""
+    x = features[:, tap_columns(taps)].double().numpy()
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    fit = LogisticRegression(C=C, max_iter=3000, random_state=seed).fit((x - mean) / std, labels)
+    as_tensor = lambda a: torch.tensor(a, dtype=torch.float32)
+    return as_tensor(fit.coef_[0]), as_tensor(fit.intercept_), as_tensor(mean), as_tensor(std)
+
+
+def probe_model(backbone_name, image_size, taps, probe):
+    """A PretrainedDetector whose head is a fitted probe."""
+    model = PretrainedDetector(backbone_name, image_size, taps)
+    weights, bias, mean, std = probe
+    with torch.no_grad():
+        model.head.weight.copy_(weights[None])
+        model.head.bias.copy_(bias)
+        model.feature_mean.copy_(mean)
+        model.feature_std.copy_(std)
+    return model.eval()
+
+
+def finetune_model(backbone_name, image_size, fronts, labels, seed=0, progress=False):
+    """A PretrainedDetector with its last FINETUNE["blocks"] blocks, head conv and logit trained (AdamW, batch norm
+    statistics frozen) on cached fronts of augmented copies."""
+    seed_everything(seed)
+    k = FINETUNE["blocks"]
+    model = PretrainedDetector(backbone_name, image_size, ("head",), finetune=k)
+    tail = model.backbone.tail_parameters(k)
+    optimizer = torch.optim.AdamW([{"params": tail, "lr": FINETUNE["lr"]},
+                                   {"params": model.head.parameters(), "lr": FINETUNE["head_lr"]}],
+                                  weight_decay=FINETUNE["weight_decay"])
+    y = torch.as_tensor(labels, dtype=torch.float32)
+    generator = torch.Generator().manual_seed(seed)
+    model.eval()                                       # batch norm keeps ImageNet's statistics: 1,400 images are few
+    for _ in tqdm(range(FINETUNE["epochs"]), desc="fine-tuning", disable=not progress, leave=False):
+        order = torch.randperm(len(y), generator=generator)
+        for start in range(0, len(y), FINETUNE["batch_size"]):
+            batch = order[start:start + FINETUNE["batch_size"]]
+            logits = model.head(model.backbone.tail(fronts[batch].float(), k)).squeeze(1)
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, y[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+@torch.inference_mode()
+def logits_from(model, pooled=None, fronts=None):
+    """A PretrainedDetector's logits from cached pooled features (probe) or fronts (fine-tuned)."""
+    if model.finetune:
+        return model.head(model.backbone.tail(fronts.float(), model.finetune)).squeeze(1).numpy()
+    return model.head_logit(pooled[:, tap_columns(model.taps)]).numpy()
+
+
+# ----------------------------------------------------------------------------------------------
+# Cross-validation of every choice
+
+@dataclass(frozen=True)
+class Choice:
+    """One configuration cross-validated: feature taps, augmentation, C (probe) or fine-tuning."""
+    features: str = "head"
+    augment: str = "jpeg"
+    C: float = 0.1
+    finetune: int = 0
+
+    @property
+    def name(self):
+        head = f"fine-tune last {self.finetune} block(s)" if self.finetune else f"probe C={self.C:g}"
+        return f"{head}, {self.features}, {self.augment}"
+
+
+def choices(finetune=None):
+    """CHOICES: every probe configuration, then fine-tuning (jpeg copies) unless `finetune` fixes it (0: probe)."""
+    probes = [Choice(f, a, c) for f in FEATURE_SETS for a in AUGMENTS for c in C_VALUES]
+    tuned = [Choice("head", "jpeg", 0.0, FINETUNE["blocks"])]
+    return probes if finetune == 0 else tuned if finetune else probes + tuned
+
+
+def jpeg_mask(labels, formats):
+    """The images kept for the format-proof figure: every real and the fakes stored as JPEG."""
+    return (labels == REAL) | (np.asarray(formats) == "JPEG")
+
+
+def cross_validate(features, index, formats, options, image_size, seed=0):
+    """Out-of-fold logits of every option on the images at `index`: {option: logits in index order}, and the
+    folds' table (AUROC of all fakes and of JPEG fakes, pooled over the folds)."""
+    labels = features.dataset.labels.numpy()[index]
+    groups = features.dataset.groups[index]
+    folds = list(StratifiedGroupKFold(CV_FOLDS, shuffle=True, random_state=seed).split(index, labels, groups))
+    jpeg = jpeg_mask(labels, formats[index])
+    oof, rows = {}, {}
+    for option in tqdm(options, desc="cross-validating", unit="choice"):
+        logits = np.zeros(len(index))
+        for fit, held in folds:
+            if option.finetune:
+                fronts, y = features.augmented(index[fit], option.augment, fronts=True)
+                model = finetune_model(features.backbone_name, image_size, fronts, y, seed)
+                logits[held] = logits_from(model, fronts=features.clean(index[held], fronts=True))
+            else:
+                pooled, y = features.augmented(index[fit], option.augment)
+                model = probe_model(features.backbone_name, image_size, FEATURE_SETS[option.features],
+                                    fit_probe(pooled, y, FEATURE_SETS[option.features], option.C, seed))
+                logits[held] = logits_from(model, pooled=features.clean(index[held]))
+        oof[option] = logits
+        rows[option.name] = {"AUROC, JPEG fakes": float(rank_auroc(labels[jpeg], logits[jpeg])),
+                             "AUROC, all fakes": float(rank_auroc(labels, logits))}
+    return oof, rows
+
+
+# ----------------------------------------------------------------------------------------------
+# The AGIRI detector, end to end
+
+def fit_agiri(root, faces_root=None, cifake_root=None, ddpm32_root=None, backbone_name="efficientnet-lite0",
+              image_size=224, finetune=None, seed=0, device="cpu", save=None):
+    """Train, validate and (with `save(model, threshold, info)`) save the AGIRI detector; then score its held-out
+    fold and the transfer sets. Returns the sidecar's info dict (every figure, the choices and the rule's verdict)."""
+    import audit
+    started = time.perf_counter()
+    seed_everything(seed)
+    data = load_agiri(root, preprocess="full", name="AGIRI train subset, 224 px, re-saved")
+    if min((data.labels == label).sum() for label in (REAL, FAKE)) < 2 * CV_FOLDS:
+        raise ProjectError(f"{root.name}: too few images of a class to hold out a fold and cross-validate "
+                           f"({data.report.summary()}); need at least {2 * CV_FOLDS} real and {2 * CV_FOLDS} fake")
+    formats = np.array([f.get("format") for f in audit.facts_of([str(root / s) for s in data.sources])])
+    data.groups = duplicate_groups(data.images, data.digests)
+    labels = data.labels.numpy()
+    train, held_out = held_out_split(labels, data.groups, seed=seed)
+    n_groups = len(np.unique(data.groups))
+    print(f"{len(data)} images in {n_groups} duplicate groups ({len(data) - n_groups} images join another); "
+          f"held out {len(held_out)} ({int((labels[held_out] == FAKE).sum())} fake), cross-validating on {len(train)}")
+    features = Features(build(backbone_name), data, image_size, device, seed)
+    options = choices(finetune)
+    oof, cv_rows = cross_validate(features, train, formats, options, image_size, seed)
+    best = max(options, key=lambda o: cv_rows[o.name]["AUROC, JPEG fakes"])    # ties: the first, the simplest
+    cv_seconds = time.perf_counter() - started
+    print(f"chosen on {CV_FOLDS}-fold CV: {best.name} (out-of-fold AUROC, JPEG fakes "
+          f"{cv_rows[best.name]['AUROC, JPEG fakes']:.4f})")
+
+    # temperature and threshold from the chosen option's out-of-fold scores
+    temperature = fit_temperature(labels[train], oof[best])
+    scores = probability(oof[best], temperature)
+    threshold = choose_threshold(labels[train], scores)
+    validation = score_at_threshold(labels[train], scores, threshold)
+
+    # the final model, on every training image
+    if best.finetune:
+        fronts, y = features.augmented(train, best.augment, fronts=True)
+        model = finetune_model(backbone_name, image_size, fronts, y, seed, progress=True)
+    else:
+        pooled, y = features.augmented(train, best.augment)
+        taps = FEATURE_SETS[best.features]
+        model = probe_model(backbone_name, image_size, taps, fit_probe(pooled, y, taps, best.C, seed))
+    model.temperature = temperature
+    info = {"dataset": data.name, "data_dir": str(root.name), "report": data.report.summary(),
+            "n_images": len(data), "duplicate groups": n_groups, "near-duplicate bits": NEAR_DUPLICATE_BITS,
+            "held_out": {"fraction": HELD_OUT_FRACTION, "seed": seed,
+                         "files": [data.sources[i] for i in held_out]},
+            "n_train": len(train), "n_held_out": len(held_out), "cv_folds": CV_FOLDS,
+            "augment copies": AUGMENT_COPIES, "jpeg quality": list(JPEG_QUALITY), "choice": best.name,
+            "cross-validation": cv_rows, "finetune settings": FINETUNE,
+            "validation": {**validation, "source": f"out-of-fold scores of {CV_FOLDS}-fold CV"},
+            "temperature": temperature, "calibration": {
+                "val_ece_before": expected_calibration_error(labels[train], probability(oof[best])),
+                "val_ece": expected_calibration_error(labels[train], scores)},
+            "shipping rule": SHIPPING_RULE, "seconds to choose (CV)": round(cv_seconds, 1),
+            "device": str(device), "torch": torch.__version__, "git_commit": git_commit()}
+    info["held-out"] = held_out_figures(model, features, held_out, formats, threshold)
+    auroc_jpeg = info["held-out"]["JPEG fakes"]["auroc"]
+    info["ships"] = bool(auroc_jpeg >= SHIP_AT_LEAST)
+    print(f"held-out fold: AUROC {info['held-out']['all fakes']['auroc']:.4f} (all fakes), {auroc_jpeg:.4f} (JPEG "
+          f"fakes alone); {'ships' if info['ships'] else 'does not ship'} by the rule (at least {SHIP_AT_LEAST})")
+    info["transfer"] = transfer_figures(model, faces_root, cifake_root, ddpm32_root, image_size, device)
+    info["wall_seconds"] = round(time.perf_counter() - started, 1)
+    if save is not None:
+        save(model, threshold, info)
+    return model, info
+
+
+def build(backbone_name):
+    from backbone import build_backbone
+    return build_backbone(backbone_name)
+
+
+def held_out_figures(model, features, held_out, formats, threshold):
+    """The held-out fold's AUROC, AP and accuracy with 95% intervals, on all fakes and on JPEG fakes alone; and the
+    format test: the mean change in P(real) when its PNG fakes are saved as JPEG q75 and its reals as PNG."""
+    data = features.dataset
+    labels = data.labels.numpy()[held_out]
+    pooled = None if model.finetune else features.clean(held_out)
+    fronts = features.clean(held_out, fronts=True) if model.finetune else None
+    scores = probability(logits_from(model, pooled, fronts), model.temperature)
+    keep = jpeg_mask(labels, formats[held_out])
+    result = {"all fakes": figures_with_intervals(labels, scores, threshold),
+              "JPEG fakes": figures_with_intervals(labels[keep], scores[keep], threshold)}
+    png_fakes = held_out[(labels == FAKE) & (formats[held_out] == "PNG")]
+    reals = held_out[labels == REAL]
+    change = {}
+    for name, index, fmt in (("PNG fakes saved as JPEG q75", png_fakes, "JPEG"), ("reals saved as PNG", reals, "PNG")):
+        if not len(index):
+            continue
+        before = scores[np.searchsorted(held_out, index)]
+        images = resaved(data.images[index], fmt)
+        after = probability(model_logits(model, images), model.temperature)
+        change[name] = {"n": len(index), "mean change in P(real)": float((after - before).mean()),
+                        "mean |change|": float(np.abs(after - before).mean())}
+    result["format test"] = change
+    return result
+
+
+@torch.inference_mode()
+def model_logits(model, images, batch_size=32):
+    """Logits of uint8 images straight through the model (no cache)."""
+    from classes import normalise
+    return np.concatenate([model(normalise(images[i:i + batch_size])).float().numpy()
+                           for i in range(0, len(images), batch_size)]) if len(images) else np.zeros(0)
+
+
+def transfer_figures(model, faces_root, cifake_root, ddpm32_root, image_size, device="cpu"):
+    """AUROC and AP of the model on sets it never trained on: DDPM faces vs CelebA-HQ (256 px) and DDPM-32 vs
+    CIFAKE's test reals (32 px, upsampled); features through the cache. {} for a set that is not there."""
+    from classes import load_fakes
+    from sklearn.metrics import average_precision_score
+    sets = {}
+    if faces_root is not None and faces_root.is_dir():
+        sets["faces"] = load_agiri(faces_root, preprocess="full", name="faces")
+    if cifake_root is not None and ddpm32_root is not None and ddpm32_root.is_dir():
+        reals = load_cifake(cifake_root, "test", verbose=False)
+        sets["DDPM-32"] = load_fakes(ddpm32_root, "DDPM-32").join(reals.subset(reals.labels == REAL), "DDPM-32")
+    result = {}
+    for name, data in sets.items():
+        index = np.arange(len(data))
+        feats = Features(model.backbone, data, image_size, device)
+        pooled = None if model.finetune else feats.clean(index)
+        fronts = feats.clean(index, fronts=True) if model.finetune else None
+        logits = logits_from(model, pooled, fronts)
+        labels = data.labels.numpy()
+        result[name] = {"n_fake": int((labels == FAKE).sum()), "n_real": int((labels == REAL).sum()),
+                        "auroc": float(rank_auroc(labels, logits)),
+                        "ap": float(average_precision_score(labels, logits))}
+        print(f"transfer to {name}: AUROC {result[name]['auroc']:.4f}, AP {result[name]['ap']:.4f}")
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# A probe on CIFAKE (or any training split with a validation split)
+
+def fit_cifake(train_set, val_set, backbone="efficientnet-lite0", image_size=224, taps=tuple(TAPS), C=PROBE_C,
+               device="cpu", seed=0):
+    """A linear probe on the frozen backbone's features of CIFAKE images (upsampled to image_size); the temperature
+    and threshold are fitted on the validation split. Returns (model, history as train_model gives it)."""
+    from training import calibration_figures
+    seed_everything(seed)
+    backbone_name, backbone = backbone, build(backbone)
+    caches = {name: Features(backbone, data, image_size, device, seed) for name, data in (("train", train_set),
+                                                                                           ("val", val_set))}
+    started = time.perf_counter()
+    pooled = caches["train"].clean(np.arange(len(train_set)))
+    model = probe_model(backbone_name, image_size, taps, fit_probe(pooled, train_set.labels.numpy(), taps, C, seed))
+    val_logits = logits_from(model, pooled=caches["val"].clean(np.arange(len(val_set))))
+    history = calibration_figures(val_set.labels.numpy(), val_logits)
+    model.temperature = history["temperature"]
+    history.update(epochs=[], steps=[], amp=False, n_train=len(train_set), fakes_per_epoch={},
+                   seconds=time.perf_counter() - started)
+    return model, history
+
