@@ -134,15 +134,17 @@ def build_backbone(name="efficientnet-lite0"):
 
 
 @torch.inference_mode()
-def run_backbone(backbone, images, image_size, taps=tuple(TAPS), batch_size=64, device="cpu", tuned=0, desc=None):
+def run_backbone(backbone, images, image_size, taps=tuple(TAPS), batch_size=64, device="cpu", tuned=0, desc=None,
+                 amp=None):
     """`backbone.features` (tuned = 0) or `backbone.front` (tuned > 0: unpooled activations before the last `tuned`
-    blocks, float16) of uint8 images N x 3 x H x W, in batches, in bfloat16 where that is fast, with a progress bar
-    for more than a few batches. Returns a float32 (float16 for fronts) CPU tensor."""
+    blocks, float16) of uint8 images N x 3 x H x W, in batches, in bfloat16 where that is fast (amp=None; True or
+    False forces it), with a progress bar for more than a few batches. Returns a float32 (float16 for fronts) CPU
+    tensor."""
     device = torch.device(device)
     backbone = backbone.to(device).to(memory_format=torch.channels_last).eval()
     out = []
     batches = range(0, len(images), batch_size)
-    with torch.autocast(device.type, torch.bfloat16, enabled=fast_bfloat16(device)):
+    with torch.autocast(device.type, torch.bfloat16, enabled=fast_bfloat16(device) if amp is None else amp):
         for start in tqdm(batches, desc=desc or f"{backbone.name} {image_size} px", unit="batch",
                           disable=len(batches) < 4, leave=False):
             x = backbone.prepare(images[start:start + batch_size].to(device), image_size)

@@ -15,6 +15,7 @@
     python code/bench.py makers     # each fake-maker on the 45,000 real training images, against a training epoch
     python code/bench.py logo       # leave-one-generator-out, fast recipe, one seed, against one fast training
     python code/bench.py nofake     # own generators and the zero-shot detector, against a training epoch
+    python code/bench.py backbone   # the pretrained backbone's features at 224 px and its heads, beside the base CNN
     python code/bench.py all        # all of the above
     python code/bench.py gpu        # on CUDA: the test suite, three trainings, test.py and predict.py, beside the CPU
 
@@ -246,6 +247,37 @@ def bench_nofake(data, steps=100):
           f"{len(val) / cnn:,.0f} images/s ({cnn / scoring:.2f}x its speed)")
 
 
+def bench_backbone(n=256, probe_rows=4245):
+    """EfficientNet-Lite0 feature extraction at 224 px (float32 and, where fast, bfloat16), fitting the linear probe
+    and one fine-tuning epoch at the AGIRI detector's sizes (random features: the cost, not the result), against
+    the base CNN scoring 32 px images in the same run."""
+    import pretrained
+    from backbone import TAP_WIDTHS, TAPS, build_backbone, run_backbone
+    from project import pick_device
+    device = pick_device("auto")
+    images = torch.randint(0, 256, (n, 3, 224, 224), dtype=torch.uint8)
+    net = build_backbone()
+    run_backbone(net, images[:16], 224)                              # warm-up
+    rows = {}
+    for bf16 in ([False, True] if fast_bfloat16(device) else [False]):
+        t, _ = timed(lambda: run_backbone(net, images, 224, device=device, amp=bf16))
+        rows[f"Lite0 features, 224 px, {'bfloat16' if bf16 else 'float32'}"] = n / t
+    small = torch.randint(0, 256, (20_000, 3, 32, 32), dtype=torch.uint8)
+    t_cnn, _ = timed(lambda: predict_scores(CIFAKE_CNN().eval(), small))
+    rows["base CNN scoring, 32 px"] = len(small) / t_cnn
+    width = sum(TAP_WIDTHS[t] for t in TAPS)
+    features, labels = torch.randn(probe_rows, width), np.arange(probe_rows) % 2
+    t_probe, _ = timed(lambda: pretrained.fit_probe(features, labels, tuple(TAPS), 0.1))
+    fronts = torch.randn(probe_rows, 192, 7, 7).half()
+    t_tune, _ = timed(lambda: pretrained.finetune_model("efficientnet-lite0", 224, fronts, labels, epochs=1))
+    base = rows["base CNN scoring, 32 px"]
+    print(f"{machine_description(device)}, torch {torch.__version__}")
+    for name, rate in rows.items():
+        print(f"{name:42s} {rate:10,.0f} images/s  ({rate / base:.4f} of the base CNN's)")
+    print(f"linear probe on {probe_rows} x {width} features (every tap): {t_probe:.1f} s")
+    print(f"fine-tuning the last block + head conv, one epoch of {probe_rows} cached fronts: {t_tune:.1f} s")
+
+
 def bench_eval(root):
     model = CIFAKE_CNN().eval()
     t_load, test = timed(lambda: load_cifake(root, "test"))
@@ -385,8 +417,8 @@ def bench_audit(root):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "layout", "eval", "predict", "fast",
-                                          "recipes", "audit", "inputs", "steps", "makers", "logo", "nofake", "all",
-                                          "gpu"])
+                                          "recipes", "audit", "inputs", "steps", "makers", "logo", "nofake", "backbone",
+                                          "all", "gpu"])
     parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per recipe for `fast` (default 3)")
     parser.add_argument("--archives", metavar="DIR", help="gpu: unpack the CIFAKE archives in DIR into data/ first")
@@ -427,6 +459,8 @@ def main():
         bench_logo()
     if args.which in ("nofake", "all"):
         bench_nofake(load_cifake(root, "train"))
+    if args.which in ("backbone", "all"):
+        bench_backbone()
     if args.which in ("fast", "all"):
         bench_fast(root, seeds=range(args.seeds), output=FAST_JSON)
     if args.which in ("recipes", "all"):

@@ -468,12 +468,14 @@ class PretrainedDetector(nn.Module):
                 p.requires_grad_(True)
 
     def forward(self, x):
+        """Computed as training saw it: the frozen part as backbone.run_backbone caches it (bfloat16 where that is
+        fast; fronts stored in float16), the trained tail and the logit in float32."""
         from project import fast_bfloat16
-        with torch.autocast(x.device.type, torch.bfloat16, enabled=fast_bfloat16(x.device)):   # as features were cached
-            x = self.backbone.prepare((x + 1) * 127.5, self.image_size)
-            k = self.finetune
-            features = self.backbone.tail(self.backbone.front(x, k), k) if k else self.backbone.features(x, self.taps)
-        return self.head_logit(features.float())
+        k = self.finetune
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=fast_bfloat16(x.device)):
+            x = self.backbone.prepare(((x + 1) * 127.5).round(), self.image_size)   # the uint8 pixels again
+            frozen = self.backbone.front(x, k).half() if k else self.backbone.features(x, self.taps)
+        return self.head_logit(self.backbone.tail(frozen.float(), k) if k else frozen.float())
 
     def head_logit(self, features):
         """The logit from pooled features (as backbone.run_backbone returns them)."""

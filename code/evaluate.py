@@ -25,6 +25,7 @@ SCORES_DIR = REPO_ROOT / "data" / ".scores"            # logits kept by ScoreSto
 SWEEP_THRESHOLDS = tuple(round(t, 1) for t in np.arange(0.1, 0.95, 0.1))
 ECE_BINS = 15                       # equal-width bins of the confidence in the call
 BOOTSTRAP_RESAMPLES = 1000          # resamples of the test images behind every 95% interval
+FULL_SIZE_ABOVE = 64                # short side (px) above which predict.py gives an image to the full-size model
 MIN_PER_CLASS_FOR_INTERVAL = 5      # fewer images of a class than this: no interval (a handful of values is not one)
 
 
@@ -109,14 +110,16 @@ def model_key(model):
 
 def score_files(model, files, threshold, preprocess="resize", device="cpu", model_name="model"):
     """P(real) and the label at `threshold` for image files of any size and format: (table with one row per
-    readable file, `in_domain` when it is stored at 32 x 32 as the models' training images were; [(file, reason)]
-    for the others; the decoded uint8 images)."""
+    readable file, `in_domain` when it is stored at 32 x 32 as the models' training images were, or for the
+    full-size model (preprocess "full") when its short side is over FULL_SIZE_ABOVE; [(file, reason)] for the
+    others; the decoded uint8 images)."""
     images, ok, failed, _, sizes = decode_files(files, preprocess, AGIRI_MAX_PIXELS, desc="reading images")
     scores = predict_scores(model, images, device, crops_per_image=crops_per_image(preprocess))
     table = pd.DataFrame({"path": [str(files[i]) for i in ok], "p_real": scores,
                           "label": [LABEL_NAMES[int(s >= threshold)] for s in scores], "model": model_name,
                           "threshold": threshold, "preprocess": preprocess,
-                          "in_domain": (sizes[ok] == IMAGE_SIZE).all(1) if ok else np.zeros(0, bool)})
+                          "in_domain": ((sizes[ok].min(1) > FULL_SIZE_ABOVE) if preprocess == "full" else
+                                        (sizes[ok] == IMAGE_SIZE).all(1)) if ok else np.zeros(0, bool)})
     return table, [(str(files[i]), reason) for i, reason in failed], images
 
 
@@ -383,6 +386,22 @@ def out_of_domain_notice(table, model_name, card=MODEL_CARD):
               if measured is not None else "the model card holds no transfer figure for it")
     return (f"note: {outside} of {len(table)} images are not {IMAGE_SIZE}x{IMAGE_SIZE}, outside what {model_name} "
             f"was trained on; {figure} (models/README.md): do not read these scores as verdicts")
+
+
+def full_size_notice(table, model_name, card=MODEL_CARD):
+    """One line for the images the full-size model scored: what the model card measured for it on its held-out fold
+    and on generators it never saw, and how many images were too small for it."""
+    entry = json.loads(Path(card).read_text()).get("full_size_model", {}) if Path(card).is_file() else {}
+    if entry.get("model") != model_name:
+        return (f"note: {len(table)} images scored by {model_name}, which the model card does not describe: no "
+                f"measured figure backs these scores")
+    small = int((~table["in_domain"]).sum())
+    transfer = ", ".join(f"{name} {auroc:.2f}" for name, auroc in entry["transfer AUROC"].items())
+    return (f"note: {model_name} learnt AGIRI's generators from 224 px re-saved images (held-out AUROC "
+            f"{entry['held-out AUROC, JPEG fakes']:.2f}, JPEG fakes); on generators it never saw its AUROC was "
+            f"{transfer} (0.5 is chance; models/README.md): a score is evidence, not a verdict"
+            + (f"; {small} of {len(table)} images are {FULL_SIZE_ABOVE} px or smaller, below what it was made for"
+               if small else ""))
 
 
 def summary_row(result):

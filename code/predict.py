@@ -4,25 +4,29 @@
     python code/predict.py my_folder -mf attn_model --preprocess multi_crop --csv scores.csv
     python code/predict.py my_folder --explain heatmaps/             # also save a Grad-CAM overlay per image
 
-P(real) is calibrated (temperature fitted on the model's validation split). The models know only 32 x 32 CIFAKE
-images: for any other size the run says how many such images there were and what the model card measured for
-that model on larger images, and the table's `in_domain` column is False. Folders are searched recursively.
+P(real) is calibrated (temperature fitted on the model's validation split). Images are routed by size: one whose
+short side is over FULL_SIZE_ABOVE pixels goes to the full-size model (agiri_model, on the pretrained backbone) when
+the model card says it ships, the others to the 32 x 32 model the card picks; each row names the model that scored
+it, and -mf scores every image with one model. For images outside a model's training domain the run says how many
+there were and what the model card measured for that model elsewhere (the `in_domain` column is False for 32 px
+models given other sizes). Folders are searched recursively.
 Files that cannot be read are listed with the reason and do not stop the run; the exit code is 1 when any file
 failed or no image was found, else 0.
 """
 import json
 import sys
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pandas as pd
+from PIL import Image
 
 import cli
 from checkpoints import load_model
-from evaluate import MODEL_CARD, out_of_domain_notice, parse_threshold, score_files
-from imagefiles import find_image_files
-from imagefiles import PREPROCESSINGS
+from evaluate import FULL_SIZE_ABOVE, MODEL_CARD, full_size_notice, out_of_domain_notice, parse_threshold, score_files
+from imagefiles import PREPROCESSINGS, find_image_files
 from project import model_path, pick_device
 
 
@@ -33,6 +37,33 @@ def default_model_name(card=MODEL_CARD):
     """The model the model card names as predict.py's default (publish.DEFAULT_RULE), else FALLBACK_MODEL."""
     chosen = json.loads(Path(card).read_text()).get("default_model") if Path(card).is_file() else None
     return chosen["model"] if chosen else FALLBACK_MODEL
+
+
+def full_size_model_name(card=MODEL_CARD):
+    """The full-size model the card says ships (publish.full_size_entry), else None."""
+    entry = json.loads(Path(card).read_text()).get("full_size_model") if Path(card).is_file() else None
+    return entry["model"] if entry and entry.get("ships") else None
+
+
+def short_side(file):
+    """An image file's short side in pixels, from its header (0 when it cannot be read: scored, and reported, by the
+    32 px model)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(file) as img:
+                return min(img.size)
+    except Exception:
+        return 0
+
+
+def route(files, small_model, full_model):
+    """{model name: its files}: over FULL_SIZE_ABOVE px to `full_model` (when there is one), the rest to
+    `small_model`; models with no file are left out."""
+    large = [f for f in files if full_model and short_side(f) > FULL_SIZE_ABOVE]
+    chosen = set(large)
+    routes = {small_model: [f for f in files if f not in chosen], full_model: large}
+    return {name: group for name, group in routes.items() if name and group}
 
 
 def main(argv=None):
@@ -48,32 +79,45 @@ def main(argv=None):
     args = cli.parse(parser, argv)
 
     device = pick_device(args.device)
-    path = model_path(args.model_file or default_model_name())
-    model, checkpoint = load_model(path, device)
-    threshold = parse_threshold(args.threshold, checkpoint)
     files = find_image_files(args.paths)
     if not files:
         print(f"no image found in {', '.join(args.paths)}", file=sys.stderr)
         return 1
-    table, failed, images = score_files(model, files, threshold, args.preprocess, device, path.stem)
+    routes = {args.model_file: files} if args.model_file else route(files, default_model_name(),
+                                                                     full_size_model_name())
+    tables, failed, explained = [], [], []
+    for name, group in routes.items():
+        path = model_path(name)
+        model, checkpoint = load_model(path, device)
+        threshold = parse_threshold(args.threshold, checkpoint)
+        full_size = checkpoint["arch"] == "pretrained"
+        preprocess = "full" if full_size else args.preprocess
+        table, skipped, images = score_files(model, group, threshold, preprocess, device, path.stem)
+        tables.append(table)
+        failed += skipped
+        print(f"{len(table)} of {len(group)} files scored with {path.stem} at threshold {threshold:.3f} "
+              f"({preprocess}): {int((table['label'] == 'Real').sum())} called real")
+        notice = full_size_notice(table, path.stem) if full_size else out_of_domain_notice(table, path.stem)
+        if notice:
+            print(notice)
+        if not full_size:
+            explained.append((model, images, table))
+    table = pd.concat(tables, ignore_index=True)
     with pd.option_context("display.max_rows", 50, "display.max_colwidth", 60):
-        print(table[["path", "p_real", "label"]].to_string(index=False, float_format=lambda v: f"{v:.4f}")
-              if len(table) else "no readable images")
-    print(f"\n{len(table)} of {len(files)} files scored with {path.stem} at threshold {threshold:.3f} "
-          f"({args.preprocess}): {int((table['label'] == 'Real').sum())} called real")
-    notice = out_of_domain_notice(table, path.stem)
-    if notice:
-        print(notice)
+        print("\n" + (table[["path", "p_real", "label", "model"]].to_string(
+            index=False, float_format=lambda v: f"{v:.4f}") if len(table) else "no readable images"))
     for file, reason in failed:
         print(f"skipped {file}: {reason}", file=sys.stderr)
     if args.csv:
         table.to_csv(args.csv, index=False)
     if args.json:
         table.to_json(args.json, orient="records", indent=2)
-    if args.explain:
+    if args.explain:                                  # Grad-CAM is set up for the 32 px networks only
         from explain import save_overlays
-        save_overlays(model, images, table, args.explain, device)
-        print(f"wrote {len(table)} explanations to {args.explain}")
+        for model, images, scored in explained:
+            save_overlays(model, images, scored, args.explain, device)
+        print(f"wrote {sum(len(t) for _, _, t in explained)} explanations to {args.explain}"
+              + (" (the full-size model's rows have none)" if len(explained) < len(routes) else ""))
     return 1 if failed else 0
 
 

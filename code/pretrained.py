@@ -176,7 +176,7 @@ def probe_model(backbone_name, image_size, taps, probe):
     return model.eval()
 
 
-def finetune_model(backbone_name, image_size, fronts, labels, seed=0, progress=False):
+def finetune_model(backbone_name, image_size, fronts, labels, seed=0, progress=False, epochs=FINETUNE["epochs"]):
     """A PretrainedDetector with its last FINETUNE["blocks"] blocks, head conv and logit trained (AdamW, batch norm
     statistics frozen) on cached fronts of augmented copies."""
     seed_everything(seed)
@@ -189,11 +189,11 @@ def finetune_model(backbone_name, image_size, fronts, labels, seed=0, progress=F
     y = torch.as_tensor(labels, dtype=torch.float32)
     generator = torch.Generator().manual_seed(seed)
     model.eval()                                       # batch norm keeps ImageNet's statistics: 1,400 images are few
-    for _ in tqdm(range(FINETUNE["epochs"]), desc="fine-tuning", disable=not progress, leave=False):
+    for _ in tqdm(range(epochs), desc="fine-tuning", disable=not progress, leave=False):
         order = torch.randperm(len(y), generator=generator)
         for start in range(0, len(y), FINETUNE["batch_size"]):
             batch = order[start:start + FINETUNE["batch_size"]]
-            logits = model.head(model.backbone.tail(fronts[batch].float(), k)).squeeze(1)
+            logits = model.head_logit(model.backbone.tail(fronts[batch].float(), k))
             loss = nn.functional.binary_cross_entropy_with_logits(logits, y[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -203,9 +203,10 @@ def finetune_model(backbone_name, image_size, fronts, labels, seed=0, progress=F
 
 @torch.inference_mode()
 def logits_from(model, pooled=None, fronts=None):
-    """A PretrainedDetector's logits from cached pooled features (probe) or fronts (fine-tuned)."""
+    """A PretrainedDetector's logits from cached pooled features (probe) or fronts (fine-tuned): what its forward
+    pass gives on the images they were computed from."""
     if model.finetune:
-        return model.head(model.backbone.tail(fronts.float(), model.finetune)).squeeze(1).numpy()
+        return model.head_logit(model.backbone.tail(fronts.float(), model.finetune)).numpy()
     return model.head_logit(pooled[:, tap_columns(model.taps)]).numpy()
 
 
@@ -355,13 +356,31 @@ def held_out_figures(model, features, held_out, formats, threshold):
     for name, index, fmt in (("PNG fakes saved as JPEG q75", png_fakes, "JPEG"), ("reals saved as PNG", reals, "PNG")):
         if not len(index):
             continue
-        before = scores[np.searchsorted(held_out, index)]
-        images = resaved(data.images[index], fmt)
-        after = probability(model_logits(model, images), model.temperature)
+        before, after = (probability(model_logits(model, images), model.temperature)     # both through the model
+                         for images in (data.images[index], resaved(data.images[index], fmt)))
         change[name] = {"n": len(index), "mean change in P(real)": float((after - before).mean()),
                         "mean |change|": float(np.abs(after - before).mean())}
     result["format test"] = change
     return result
+
+
+def load_held_out(sidecar, root):
+    """The held-out fold a full-size model's sidecar names, decoded from `root`, and each file's format. Refuses in
+    one line when a file is missing or the folder is not the one the model was trained on."""
+    import audit
+    data = load_agiri(root, preprocess="full", name=f"{sidecar['dataset']}, held-out fold")
+    where = {source: i for i, source in enumerate(data.sources)}
+    missing = [f for f in sidecar["held_out"]["files"] if f not in where]
+    if missing:
+        raise ProjectError(f"{len(missing)} of the {len(sidecar['held_out']['files'])} held-out files of "
+                           f"{sidecar['file']} are not readable in {root} (first: {missing[0]}); give the folder it "
+                           f"was trained on with --data")
+    index = [where[f] for f in sidecar["held_out"]["files"]]
+    held = data.subset(index)
+    digests = {int(d) for d in data.digests[[i for i in range(len(data)) if i not in set(index)]]}
+    if any(int(d) in digests for d in held.digests):
+        raise ProjectError(f"{root}: a held-out file is byte-identical to a training file; the fold was not made here")
+    return held, np.array([f.get("format") for f in audit.facts_of([str(root / s) for s in held.sources])])
 
 
 @torch.inference_mode()

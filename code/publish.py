@@ -75,12 +75,60 @@ def model_card(results, sidecars):
             lines.append("- Transfer: " + "; ".join(f"{k} {v:.4f}" for k, v in entry["transfer"].items()
                                                     if not k.startswith("CIFAKE")) + ".")
         lines.append("")
+    full_size = full_size_entry(results)
+    if full_size:
+        lines += full_size_lines(full_size)
     default = default_model(results)
     if default:
         lines += ["## Which model predict.py uses", "", f"{DEFAULT_RULE} Today that is **{default['model']}** (worst "
                   f"case AUROC {default['worst-case AUROC']:.3f}, on {default['worst on']}).", ""]
     return {"markdown": "\n".join(lines), "data": {"intended_use": INTENDED_USE, "limitations": LIMITATIONS,
-                                                    "default_model": default, "models": data}}
+                                                    "default_model": default, "models": data,
+                                                    "full_size_model": full_size}}
+
+
+FULL_SIZE_USE = ("Research on detecting generated images like those of AGIRI (many generators, many subjects), from "
+                 "images of 224 px or more: predict.py gives it every image whose short side is over 64 px when it "
+                 "ships.")
+FULL_SIZE_LIMITS = ("Trained on 1,415 images of the AGIRI train subset, 224 px, re-saved (a third party's sample of "
+                    "AGIRI's train split, not its test split): AGIRI's generators and subjects only, every image "
+                    "re-encoded, so no camera or original-file trace was available to learn. Its transfer to "
+                    "generators it never saw is measured below and is weak; a score outside AGIRI's generators is "
+                    "not a verdict.")
+
+
+def full_size_entry(results):
+    """The model card's entry for the full-size detector, from results.json "fullsize" (None without it)."""
+    fullsize = results.get("fullsize")
+    if not fullsize:
+        return None
+    held = fullsize["held-out"]
+    return {"model": fullsize["model"], "ships": fullsize["ships"], "rule": fullsize["rule"],
+            "intended_use": FULL_SIZE_USE, "limitations": FULL_SIZE_LIMITS, "choice": fullsize["choice"],
+            "threshold": fullsize["threshold"], "temperature": fullsize["temperature"],
+            "held-out AUROC, all fakes": held["all fakes"]["auroc"],
+            "held-out AUROC, JPEG fakes": held["JPEG fakes"]["auroc"],
+            "held-out accuracy at threshold": held["JPEG fakes"]["accuracy"],
+            "format test": held["format test"],
+            "transfer AUROC": {name: row["auroc"] for name, row in fullsize["transfer"].items()},
+            "commit": fullsize["git_commit"], "device": fullsize["device"]}
+
+
+def full_size_lines(entry):
+    """The model card's section on the full-size detector."""
+    held = lambda key: f"{entry[key]:.4f}"
+    change = "; ".join(f"{name}: {row['mean change in P(real)']:+.4f}" for name, row in entry["format test"].items())
+    return [f"## {entry['model']} (full size, pretrained backbone)", "", f"- Intended use: {entry['intended_use']}",
+            f"- Limits: {entry['limitations']}", f"- Chosen by cross-validation: {entry['choice']}; threshold "
+            f"{entry['threshold']:.3f}, temperature {entry['temperature']:.3f} (out-of-fold scores); device "
+            f"{entry['device']}, commit {entry['commit']}.",
+            f"- Held-out fold: AUROC {held('held-out AUROC, all fakes')} (all fakes), "
+            f"{held('held-out AUROC, JPEG fakes')} (JPEG fakes alone); format test: {change}.",
+            "- Transfer (never trained on): " + "; ".join(f"{name} AUROC {auroc:.4f}" for name, auroc in
+                                                         entry["transfer AUROC"].items()) + ".",
+            f"- Rule: {entry['rule']} Verdict: **{'ships' if entry['ships'] else 'does not ship'}**.",
+            f"- Reproduce: `python code/train.py --arch pretrained --dataset agiri -mf {entry['model']}`; "
+            f"`python code/test.py -mf {entry['model']}` scores its held-out fold.", ""]
 
 
 DEFAULT_LEAST_CIFAKE_AUROC = 0.98
@@ -143,7 +191,35 @@ def readme_tables(results):
         tables["transfer"] = text(frame.map(lambda v: f"{v:.4f}" if abs(v) < 1 or v == 1 else f"{v:,.0f}"))
     if "benchmark" in results:
         tables["benchmark"] = text(benchmark_table(results["benchmark"], README_BENCHMARK_OMITS))
+    if "fullsize" in results:
+        tables["fullsize"] = text(fullsize_table(results))
     return tables
+
+
+def fullsize_table(results):
+    """The full-size detector's held-out and transfer figures beside the best 32 px model's on the same subset."""
+    fullsize, cell = results["fullsize"], lambda row: (f"{row['auroc']:.4f} ({row['auroc, 95% low']:.4f}-"
+                                                       f"{row['auroc, 95% high']:.4f})")
+    held, change = fullsize["held-out"], fullsize["held-out"]["format test"]
+    rows = {f"{fullsize['model']} ({fullsize['choice']})": {
+        "evaluated on": f"held-out fold ({held['all fakes']['n_fake']} fake, {held['all fakes']['n_real']} real)",
+        "AUROC, all fakes (95%)": cell(held["all fakes"]), "AUROC, JPEG fakes (95%)": cell(held["JPEG fakes"]),
+        "accuracy at val. thr., JPEG fakes": f"{held['JPEG fakes']['accuracy']:.2%}",
+        "PNG fake -> JPEG: change in P(real)": f"{change['PNG fakes saved as JPEG q75']['mean change in P(real)']:+.4f}"
+        if "PNG fakes saved as JPEG q75" in change else "",
+        **{f"{name} AUROC": f"{row['auroc']:.4f}" for name, row in fullsize["transfer"].items()}}}
+    subset = results.get("agiri_subset", {}).get("models", {})
+    for name in STRONG[:1]:
+        if f"{name} resize all" in subset:
+            rows[f"{name} (32 px, CIFAKE-trained)"] = {
+                "evaluated on": "the whole subset (never trained on it)",
+                "AUROC, all fakes (95%)": cell(subset[f"{name} resize all"]),
+                "AUROC, JPEG fakes (95%)": cell(subset[f"{name} resize JPEG fakes only"]),
+                "accuracy at val. thr., JPEG fakes": f"{subset[f'{name} resize JPEG fakes only']['accuracy']:.2%}",
+                "PNG fake -> JPEG: change in P(real)": "",
+                "faces AUROC": f"{results['transfer'][name]['faces AUROC (resize)']:.4f}",
+                "DDPM-32 AUROC": f"{results['transfer'][name]['DDPM-32 AUROC']:.4f}"}
+    return pd.DataFrame(rows).T.fillna("")
 
 
 def cifake_share(row):

@@ -35,7 +35,7 @@ from training import SHIPPED_MODELS, train_or_load
 SECTION_KEYS = {        # section: the results.json keys it writes (kept from the last run when --only skips it)
     "audits": ("audit",), "cifake": ("cifake_test", "cifake_train"), "cifar100": ("cifar100",), "agiri": ("agiri",),
     "agiri_subset": ("agiri_subset",), "faces": ("faces",), "ddpm32": ("ddpm32",), "robustness": ("robustness",), "explanations": ("explanations",),
-    "generators": ("generators",), "benchmark": ("benchmark",)}
+    "generators": ("generators",), "benchmark": ("benchmark",), "fullsize": ("fullsize",)}
 
 
 def previous_blocks(path):
@@ -123,6 +123,8 @@ def main(argv=None):
     section("ddpm32", lambda: sections.ddpm32(report, folder["CIFAKE_dir"], folder["ddpm32_dir"], *scored))
     section("robustness", lambda: sections.robustness(report, folder["CIFAKE_dir"], *scored))
     section("explanations", lambda: sections.explanations(report, folder["CIFAKE_dir"], *scored))
+    section("fullsize", lambda: sections.fullsize(report, model_file(sections.FULL_SIZE_MODEL, args.sample),
+                                                  train_sample_fullsize if args.sample else None))
     if "cifake_test" in report.results:
         sections.transfer_summary(report)
         section("generators", lambda: sections.generators(report, sidecars, folder, *scored, out / "variants.json"))
@@ -148,6 +150,16 @@ def main(argv=None):
     if not args.sample and not args.out and "cifake_test" in report.results:
         update_readme(readme_tables(report.results))
         print("rewrote the results tables of README.md")
+
+
+def train_sample_fullsize():
+    """The full-size detector on the sample data, at a tiny input size (a smoke test of the pipeline)."""
+    from train import main as train_main
+    train_main(["--arch", "pretrained", "--dataset", "agiri", "--sample", "--image-size", str(SAMPLE_IMAGE_SIZE),
+                "--device", "cpu", "-mf", str(model_file(sections.FULL_SIZE_MODEL, sample=True))])
+
+
+SAMPLE_IMAGE_SIZE = 32          # the sample run's backbone input: the pipeline, not the figures
 
 
 if __name__ == "__main__":

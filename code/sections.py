@@ -305,6 +305,48 @@ def generators(report, sidecars, folder, models, device, store, variants_file):
                   "generators.png", "AUROC per development generator")
 
 
+FULL_SIZE_MODEL = "agiri_model"
+
+
+def fullsize(report, path, train=None):
+    """The full-size detector (pretrained.fit_agiri, `python code/train.py --arch pretrained --dataset agiri -mf
+    agiri_model`): its cross-validated choices, held-out figures, format test, transfer and shipping verdict, from
+    its sidecar; `train()` makes the model first when the file is missing (the sample data), else the section says
+    how to train it."""
+    if not path.is_file():
+        if train is None:
+            raise ProjectError(f"{path.name} not found: train it with `python code/train.py --arch pretrained "
+                               f"--dataset agiri -mf {FULL_SIZE_MODEL}`")
+        train()
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    held = sidecar["held-out"]
+    report.results["fullsize"] = {
+        "model": FULL_SIZE_MODEL, "ships": sidecar["ships"], "rule": sidecar["shipping rule"],
+        "choice": sidecar["choice"], "backbone": sidecar["backbone"], "image_size": sidecar["image_size"],
+        "taps": sidecar["taps"], "finetune": sidecar["finetune"], "report": sidecar["report"],
+        "n_train": sidecar["n_train"], "n_held_out": sidecar["n_held_out"],
+        "duplicate groups": sidecar["duplicate groups"], "threshold": sidecar["threshold"],
+        "temperature": sidecar["temperature"], "validation": sidecar["validation"],
+        "cross-validation": sidecar["cross-validation"], "held-out": held, "transfer": sidecar["transfer"],
+        "seconds": sidecar["wall_seconds"], "seconds to choose (CV)": sidecar["seconds to choose (CV)"],
+        "git_commit": sidecar["git_commit"], "device": sidecar["device"]}
+    report.text(f"## The full-size detector: {FULL_SIZE_MODEL} on the {AGIRI_SUBSET}",
+                f"{sidecar['report']}; {sidecar['duplicate groups']} duplicate groups; {sidecar['n_held_out']} images "
+                f"held out first, {sidecar['n_train']} for {sidecar['cv_folds']}-fold grouped cross-validation. "
+                f"Chosen: {sidecar['choice']}. Rule: {sidecar['shipping rule']} Verdict: "
+                f"{'ships' if sidecar['ships'] else 'does not ship'}.")
+    report.text("Cross-validation (out-of-fold AUROC; the choice maximises the JPEG-fakes column):")
+    report.table(pd.DataFrame(sidecar["cross-validation"]).T)
+    report.text("Held-out fold (95% bootstrap intervals; threshold from the out-of-fold scores):")
+    report.table(pd.DataFrame({k: v for k, v in held.items() if k != "format test"}).T[
+        ["n_fake", "n_real", "auroc", "auroc, 95% low", "auroc, 95% high", "ap", "accuracy", "accuracy, 95% low",
+         "accuracy, 95% high"]])
+    report.text("Format test: the mean change in P(real) when held-out images are saved in the other format:")
+    report.table(pd.DataFrame(held["format test"]).T)
+    report.text("Transfer to sets it never trained on:")
+    report.table(pd.DataFrame(sidecar["transfer"]).T)
+
+
 def benchmark(report, variants_file):
     """The generalisation benchmark (`python code/variants.py --protocol floor / logo / lofo / oracle`): each
     development generator's AUROC against CIFAKE's test reals when it was unseen in training, per protocol and

@@ -4,6 +4,7 @@
     python code/test.py -mf attn_model -thr val       # the threshold chosen on validation at training time
     python code/test.py --sample --json out.json      # on the generated sample data, every figure as JSON
     python code/test.py -mf strong_model --fakes my_generator/ [--reals my_photos/] [--json out.json]
+    python code/test.py -mf agiri_model               # the full-size detector on its own held-out AGIRI fold
 
 On a CIFAKE split it prints n, accuracy, per-class precision / recall / F1, the confusion matrix, ROC AUC, average
 precision, 95% bootstrap intervals, the threshold sweep 0.1..0.9, and (on the test set) the accuracy without the
@@ -14,6 +15,10 @@ CIFAKE's test/REAL photographs, or against --reals: first a one-line audit of wh
 folders apart, then AUROC, AP, accuracy at the threshold (default: the model's validation threshold), the share of
 fakes caught and of reals kept, each with a 95% bootstrap interval. Unreadable files are listed with the reason and
 make the exit code 1. Robustness to perturbations: `python code/robustness.py`.
+
+A full-size model (train.py --arch pretrained --dataset agiri) is scored on the fold its sidecar says was held out
+(read from config.json's AGIRI subset, or --data): AUROC, AP and accuracy with 95% bootstrap intervals, on all fakes
+and on the JPEG fakes alone.
 """
 import sys
 from pathlib import Path
@@ -23,12 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd
 
 import cli
-from checkpoints import load_model
+from checkpoints import load_model, read_sidecar
 from classes import load_cifake
 from evaluate import (bootstrap_intervals, confusion_table, evaluate_cifake, evaluate_fakes, out_of_domain_notice,
                       parse_threshold, per_class_table, shown_interval)
 from imagefiles import find_image_files
-from project import DOWNLOAD_HINT, ProjectError, absolute, cifake_root, model_path, pick_device, shown
+from project import DOWNLOAD_HINT, ProjectError, absolute, cifake_root, dataset_dir, model_path, pick_device, shown
 
 
 def main(argv=None):
@@ -49,7 +54,10 @@ def main(argv=None):
     device = pick_device(args.device)
     path = model_path(args.model_file)
     model, checkpoint = load_model(path, device)
-    threshold = parse_threshold(args.threshold or ("val" if args.fakes else "0.5"), checkpoint)
+    held_out = checkpoint["arch"] == "pretrained" and "held_out" in read_sidecar(path)
+    threshold = parse_threshold(args.threshold or ("val" if args.fakes or held_out else "0.5"), checkpoint)
+    if held_out and not args.fakes:
+        return test_held_out(args, model, path, threshold, device)
     if args.fakes:
         return test_fakes(args, model, path, threshold, device)
 
@@ -122,6 +130,33 @@ def test_fakes(args, model, path, threshold, device):
     if args.json:
         cli.write_json(args.json, result)
     return 1 if result["skipped"] else 0
+
+
+def test_held_out(args, model, path, threshold, device):
+    """A full-size model on its own held-out fold: every figure with 95% intervals, all fakes and JPEG fakes."""
+    import numpy as np
+    from evaluate import figures_with_intervals, score_dataset
+    from pretrained import jpeg_mask, load_held_out
+    sidecar = read_sidecar(path)
+    root = absolute(args.data) if args.data else dataset_dir("agiri_subset_dir", args.sample)
+    held, formats = load_held_out(sidecar, root)
+    labels, scores = held.labels.numpy(), score_dataset(model, held, device)
+    keep = jpeg_mask(labels, formats)
+    result = {"model": path.stem, "model_file": shown(path), "dataset": held.name, "data_dir": shown(root),
+              "threshold": threshold, "temperature": model.temperature,
+              "all fakes": figures_with_intervals(labels, scores, threshold),
+              "JPEG fakes": figures_with_intervals(labels[keep], scores[keep], threshold)}
+    print(f"\nmodel {path.stem} on {held.name}: {len(labels)} images ({int((labels == 0).sum())} fake, "
+          f"{int(np.sum(keep & (labels == 0)))} of them JPEG), threshold {threshold:.3f}")
+    for fakes in ("all fakes", "JPEG fakes"):
+        r = result[fakes]
+        band = lambda key: shown_interval(None if r[f"{key}, 95% low"] is None else (r[f"{key}, 95% low"],
+                                                                                     r[f"{key}, 95% high"]))
+        print(f"{fakes:10s}: AUROC {r['auroc']:.4f} {band('auroc')}   AP {r['ap']:.4f} {band('ap')}   accuracy "
+              f"{r['accuracy']:.4f} {band('accuracy')} (95% bootstrap intervals)")
+    if args.json:
+        cli.write_json(args.json, result)
+    return result
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ from imagefiles import find_image_files
 from project import ProjectError, absolute, cifake_root, dataset_dir, model_path, pick_device, shown
 from training import RECIPES, train_and_save
 
+MIN_FAKES_PER_SOURCE = 50       # fewer images than this would be repeated to fill a source's share of each epoch
+
 
 def main(argv=None):
     parser = cli.parser(__doc__, data="CIFAKE folder")
@@ -105,8 +107,12 @@ def train(args, world, device):
         import audit
         folders = [absolute(folder) for folder in args.fakes]
         for folder in folders:
-            if not find_image_files([folder]):
-                raise ProjectError(f"no file found in {shown(folder)} (--fakes): give a folder of images")
+            found = len(find_image_files([folder]))
+            if found < MIN_FAKES_PER_SOURCE:
+                raise ProjectError(f"--fakes {shown(folder)}: {found} file{'' if found == 1 else 's'} found, a source "
+                                   f"needs at least {MIN_FAKES_PER_SOURCE} (each fills an equal share of every epoch's "
+                                   f"fakes, so a few images would be repeated thousands of times): give a folder "
+                                   f"of more images")
         extra["fakes"], lines = audit.audit_fake_folders(folders, root / "test" / "REAL")
         print("\n".join(lines))
         sources = recipe.train_fakes + tuple(f"folder:{folder}" for folder in folders)

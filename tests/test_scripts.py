@@ -169,8 +169,20 @@ def test_train_cli_fakes_adds_each_folder_as_a_source_and_records_it(generator_f
     shares = sidecar["fakes_per_epoch"]
     assert len(shares) == 3 and len(set(shares.values())) == 1          # CIFAKE and each folder: equal shares
     empty = run(["train.py", "--sample", "--fakes", str(generator_folders["empty"])], ".")
-    assert empty.returncode == 1 and "no file found in" in empty.stderr and "--fakes" in empty.stderr
+    assert empty.returncode == 1 and "0 files found" in empty.stderr and "--fakes" in empty.stderr
     assert "Traceback" not in empty.stderr and empty.stderr.strip().count("\n") == 0
+
+
+def test_train_cli_refuses_a_fake_source_of_too_few_images(generator_folders, tmp_path):
+    """One image given as a source would be repeated to fill its share of every epoch: refused in one line, naming
+    the count, before any training (a folder of 61 files is accepted by the test above)."""
+    one = next((generator_folders["clean"] / "run1").glob("*.jpg"))
+    for source, count in ((one, "1 file found"), (generator_folders["clean"] / "run2", "30 files found")):
+        result = run(["train.py", "--sample", "--recipe", "fast", "-ep", "1", "--fakes", str(source),
+                      "-mf", str(tmp_path / "never.pth")], ".")
+        assert result.returncode == 1 and count in result.stderr and "at least 50" in result.stderr
+        assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0
+        assert not (tmp_path / "never.pth").exists()
 
 
 AGIRI_SUBSET = REPO_ROOT / "data" / "agiri-subset224"
