@@ -20,6 +20,7 @@ from evaluate import (BOOTSTRAP_RESAMPLES, DEV_GENERATORS, ECE_BINS, accounting_
                       score_at_threshold, summary_row, temperature_of)
 from explain import CAM_METHODS, cam_maps, centre_share, gate_statistics, overlay, pick_examples, srm_gates
 from imagefiles import PREPROCESSINGS
+from pretrained import GOAL, SHIP_AT_LEAST
 from project import ProjectError
 from publish import ANCHORS, ORIGINAL_DETAILS, ORIGINAL_STUDY, PAPER_ACCURACY, PAPER_CNNS
 from robustness import perturbation_table, wide_table
@@ -329,7 +330,10 @@ def fullsize(report, path, train=None):
         "temperature": sidecar["temperature"], "validation": sidecar["validation"],
         "cross-validation": sidecar["cross-validation"], "held-out": held, "transfer": sidecar["transfer"],
         "seconds": sidecar["wall_seconds"], "seconds to choose (CV)": sidecar["seconds to choose (CV)"],
-        "git_commit": sidecar["git_commit"], "device": sidecar["device"]}
+        "git_commit": sidecar["git_commit"], "device": sidecar["device"], "held-out fraction":
+        sidecar["held_out"]["fraction"], "cv_folds": sidecar["cv_folds"], "augment copies": sidecar["augment copies"],
+        "jpeg quality": sidecar["jpeg quality"], "near-duplicate bits": sidecar["near-duplicate bits"],
+        "n_images": sidecar["n_images"], "ship at least": SHIP_AT_LEAST, "goal": GOAL}
     report.text(f"## The full-size detector: {FULL_SIZE_MODEL} on the {AGIRI_SUBSET}",
                 f"{sidecar['report']}; {sidecar['duplicate groups']} duplicate groups; {sidecar['n_held_out']} images "
                 f"held out first, {sidecar['n_train']} for {sidecar['cv_folds']}-fold grouped cross-validation. "
