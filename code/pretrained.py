@@ -26,7 +26,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from tqdm.auto import tqdm
 
 import perturb
-from backbone import TAPS, FeatureCache, image_keys
+from backbone import TAPS, TUNABLE_BLOCKS, FeatureCache, image_keys
 from classes import FAKE, REAL, PretrainedDetector, load_agiri, load_cifake
 from evaluate import (choose_threshold, expected_calibration_error, figures_with_intervals, fit_temperature,
                       probability, rank_auroc, score_at_threshold)
@@ -131,19 +131,19 @@ class Features:
 
     def __init__(self, backbone, dataset, image_size, device="cpu", seed=0):
         self.dataset, self.seed, self.backbone_name = dataset, seed, backbone.name
-        self.pooled = FeatureCache(backbone, image_size, tuple(TAPS), device=device)
-        self.fronts = FeatureCache(backbone, image_size, tuned=FINETUNE["blocks"], device=device)
+        self.caches = {0: FeatureCache(backbone, image_size, tuple(TAPS), device=device)}
+        self.cache = lambda tuned: self.caches.setdefault(tuned, FeatureCache(backbone, image_size, tuned=tuned,
+                                                                              device=device))
 
-    def clean(self, index, fronts=False):
-        cache = self.fronts if fronts else self.pooled
-        return cache.get(image_keys(self.dataset.digests[index]), lambda w: self.dataset.images[index[w]],
+    def clean(self, index, tuned=0):
+        """Pooled features (tuned = 0) or the activations before the last `tuned` blocks of the images at `index`."""
+        return self.cache(tuned).get(image_keys(self.dataset.digests[index]), lambda w: self.dataset.images[index[w]],
                          desc=f"{self.dataset.name}")
 
-    def augmented(self, index, kind, fronts=False):
-        """Features of every copy, and the label of each row."""
+    def augmented(self, index, kind, tuned=0):
+        """Features (as `clean`) of every copy, and the label of each row."""
         keys, make = copies_of(self.dataset, index, kind, self.seed)
-        cache = self.fronts if fronts else self.pooled
-        values = cache.get(keys, make, desc=f"{self.dataset.name}, {kind} copies")
+        values = self.cache(tuned).get(keys, make, desc=f"{self.dataset.name}, {kind} copies")
         return values, np.tile(self.dataset.labels.numpy()[index], AUGMENT_COPIES)
 
 
@@ -176,11 +176,12 @@ def probe_model(backbone_name, image_size, taps, probe):
     return model.eval()
 
 
-def finetune_model(backbone_name, image_size, fronts, labels, seed=0, progress=False, epochs=FINETUNE["epochs"]):
-    """A PretrainedDetector with its last FINETUNE["blocks"] blocks, head conv and logit trained (AdamW, batch norm
-    statistics frozen) on cached fronts of augmented copies."""
+def finetune_model(backbone_name, image_size, fronts, labels, seed=0, progress=False, epochs=FINETUNE["epochs"],
+                   blocks=FINETUNE["blocks"]):
+    """A PretrainedDetector with its last `blocks` blocks, head conv and logit trained (AdamW, batch norm statistics
+    frozen) on cached fronts (the activations before those blocks) of augmented copies."""
     seed_everything(seed)
-    k = FINETUNE["blocks"]
+    k = blocks
     model = PretrainedDetector(backbone_name, image_size, ("head",), finetune=k)
     tail = model.backbone.tail_parameters(k)
     optimizer = torch.optim.AdamW([{"params": tail, "lr": FINETUNE["lr"]},
@@ -231,9 +232,12 @@ class Choice:
 
 
 def choices(finetune=None):
-    """CHOICES: every probe configuration, then fine-tuning (jpeg copies) unless `finetune` fixes it (0: probe)."""
+    """Every probe configuration, then fine-tuning FINETUNE["blocks"] blocks (on JPEG copies); `finetune` fixes the
+    choice: 0 a probe (every probe configuration), N > 0 fine-tuning the last N blocks."""
+    if finetune is not None and not 0 <= finetune <= TUNABLE_BLOCKS:
+        raise ProjectError(f"--finetune takes 0 to {TUNABLE_BLOCKS} blocks (the last ones, all at 7 x 7), got {finetune}")
     probes = [Choice(f, a, c) for f in FEATURE_SETS for a in AUGMENTS for c in C_VALUES]
-    tuned = [Choice("head", "jpeg", 0.0, FINETUNE["blocks"])]
+    tuned = [Choice("head", "jpeg", 0.0, finetune or FINETUNE["blocks"])]
     return probes if finetune == 0 else tuned if finetune else probes + tuned
 
 
@@ -254,9 +258,9 @@ def cross_validate(features, index, formats, options, image_size, seed=0):
         logits = np.zeros(len(index))
         for fit, held in folds:
             if option.finetune:
-                fronts, y = features.augmented(index[fit], option.augment, fronts=True)
-                model = finetune_model(features.backbone_name, image_size, fronts, y, seed)
-                logits[held] = logits_from(model, fronts=features.clean(index[held], fronts=True))
+                fronts, y = features.augmented(index[fit], option.augment, option.finetune)
+                model = finetune_model(features.backbone_name, image_size, fronts, y, seed, blocks=option.finetune)
+                logits[held] = logits_from(model, fronts=features.clean(index[held], option.finetune))
             else:
                 pooled, y = features.augmented(index[fit], option.augment)
                 model = probe_model(features.backbone_name, image_size, FEATURE_SETS[option.features],
@@ -305,8 +309,8 @@ def fit_agiri(root, faces_root=None, cifake_root=None, ddpm32_root=None, backbon
 
     # the final model, on every training image
     if best.finetune:
-        fronts, y = features.augmented(train, best.augment, fronts=True)
-        model = finetune_model(backbone_name, image_size, fronts, y, seed, progress=True)
+        fronts, y = features.augmented(train, best.augment, best.finetune)
+        model = finetune_model(backbone_name, image_size, fronts, y, seed, progress=True, blocks=best.finetune)
     else:
         pooled, y = features.augmented(train, best.augment)
         taps = FEATURE_SETS[best.features]
@@ -348,7 +352,7 @@ def held_out_figures(model, features, held_out, formats, threshold):
     data = features.dataset
     labels = data.labels.numpy()[held_out]
     pooled = None if model.finetune else features.clean(held_out)
-    fronts = features.clean(held_out, fronts=True) if model.finetune else None
+    fronts = features.clean(held_out, model.finetune) if model.finetune else None
     scores = probability(logits_from(model, pooled, fronts), model.temperature)
     keep = jpeg_mask(labels, formats[held_out])
     result = {"all fakes": figures_with_intervals(labels, scores, threshold),
@@ -410,7 +414,7 @@ def transfer_figures(model, faces_root, cifake_root, ddpm32_root, image_size, de
         index = np.arange(len(data))
         feats = Features(model.backbone, data, image_size, device)
         pooled = None if model.finetune else feats.clean(index)
-        fronts = feats.clean(index, fronts=True) if model.finetune else None
+        fronts = feats.clean(index, model.finetune) if model.finetune else None
         logits = logits_from(model, pooled, fronts)
         labels = data.labels.numpy()
         result[name] = {"n_fake": int((labels == FAKE).sum()), "n_real": int((labels == REAL).sum()),

@@ -90,8 +90,8 @@ def model_card(results, sidecars):
 FULL_SIZE_USE = ("Research on detecting generated images like those of AGIRI (many generators, many subjects), from "
                  "images of 224 px or more: predict.py gives it every image whose short side is over 64 px when it "
                  "ships.")
-FULL_SIZE_LIMITS = ("Trained on 1,415 images of the AGIRI train subset, 224 px, re-saved (a third party's sample of "
-                    "AGIRI's train split, not its test split): AGIRI's generators and subjects only, every image "
+FULL_SIZE_LIMITS = ("Trained on {n_train:,} images of the AGIRI train subset, 224 px, re-saved (a third party's sample "
+                    "of AGIRI's train split, not its test split): AGIRI's generators and subjects only, every image "
                     "re-encoded, so no camera or original-file trace was available to learn. Its transfer to "
                     "generators it never saw is measured below and is weak; a score outside AGIRI's generators is "
                     "not a verdict.")
@@ -104,7 +104,8 @@ def full_size_entry(results):
         return None
     held = fullsize["held-out"]
     return {"model": fullsize["model"], "ships": fullsize["ships"], "rule": fullsize["rule"],
-            "intended_use": FULL_SIZE_USE, "limitations": FULL_SIZE_LIMITS, "choice": fullsize["choice"],
+            "intended_use": FULL_SIZE_USE, "limitations": FULL_SIZE_LIMITS.format(n_train=fullsize["n_train"]),
+            "choice": fullsize["choice"],
             "threshold": fullsize["threshold"], "temperature": fullsize["temperature"],
             "held-out AUROC, all fakes": held["all fakes"]["auroc"],
             "held-out AUROC, JPEG fakes": held["JPEG fakes"]["auroc"],

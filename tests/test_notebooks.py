@@ -18,7 +18,8 @@ CHECKS = {  # notebook -> (extra parameters, a final cell printing what the test
                               "'overall': transfer['overall'].tolist()}))"),
     "transfer_mixed": ("", "print(json.dumps({'accounting': accounting.to_dict(orient='index'), 'rows': len(table),"
                            "'jpeg_rows': len(jpeg_table), 'ddpm_fakes': int((ddpm_labels == 0).sum()),"
-                           "'audited': audited['files']}))"),
+                           "'audited': audited['files'], 'cv': len(cv), 'beside': list(beside.columns),"
+                           "'verdict': full['ships']}))"),
     "transfer_generators": ("", "print(json.dumps({'rows': list(table.index), 'shares': list(shares.columns),"
                                 "'audited': list(audit.index), 'changes': list(change.index),"
                                 "'benchmark': list(bench_table.index), 'own': sorted(made)}))"),
@@ -69,6 +70,10 @@ def test_transfer_mixed_notebook(sample_root):
     for row in result["accounting"].values():
         assert row["found"] == len(files) == row["loaded"] + row["skipped"] and row["skipped"] == 4
     assert result["rows"] == result["jpeg_rows"] == 15 and result["ddpm_fakes"] == 20 and result["audited"] == len(files)
+    from pretrained import choices                     # the full-size section: every choice, figures beside the 32 px
+    assert result["cv"] == len(choices()) and isinstance(result["verdict"], bool)
+    assert result["beside"] == ["AUROC, all fakes", "AUROC, JPEG fakes", "accuracy, JPEG fakes", "faces AUROC",
+                                "DDPM-32 AUROC"]
 
 
 def test_transfer_generators_notebook(sample_results):

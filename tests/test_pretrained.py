@@ -209,7 +209,20 @@ def test_the_saved_full_size_model_reloads_scores_its_fold_and_predicts(sample_a
     import pandas as pd
     table = pd.read_csv(tmp_path / "p.csv")
     assert len(table) == 24 and set(table["model"]) == {path.stem} and table["p_real"].between(0, 1).all()
-    assert f"note: {path.stem}" in scored.stdout
+    assert f"note: 24 images scored by {path.stem}, which the model card does not describe" in scored.stdout
+
+
+def test_the_full_size_notice_quotes_the_card(tmp_path):
+    import pandas as pd
+    from evaluate import full_size_notice
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"full_size_model": {"model": "agiri_model", "held-out AUROC, JPEG fakes": 0.9684,
+                                                    "transfer AUROC": {"faces": 0.4154, "DDPM-32": 0.3977}}}))
+    table = pd.DataFrame({"in_domain": [True, True, False]})
+    notice = full_size_notice(table, "agiri_model", card)
+    assert "held-out AUROC 0.97" in notice and "faces 0.42, DDPM-32 0.40" in notice
+    assert "1 of 3 images are 64 px or smaller" in notice
+    assert "does not describe" in full_size_notice(table, "other_model", card)
 
 
 def test_train_pretrained_probe_on_sample_cifake(sample_root, tmp_path):
@@ -237,3 +250,18 @@ def test_the_forward_pass_gives_what_the_cached_features_give():
         cached = bb.run_backbone(model.backbone, images, 32, taps, tuned=finetune)
         via_cache = pretrained.logits_from(model, **({"fronts": cached} if finetune else {"pooled": cached}))
         assert np.allclose(pretrained.model_logits(model, images), via_cache, atol=2e-3), finetune
+
+
+def test_finetune_fixes_the_choice_and_its_depth(sample_root, tmp_path):
+    from project import ProjectError
+    assert [c.finetune for c in pretrained.choices(2)] == [2] and {c.finetune for c in pretrained.choices(0)} == {0}
+    with pytest.raises(ProjectError, match="0 to 4 blocks"):
+        pretrained.choices(5)
+    path = tmp_path / "deeper.pth"
+    result = run(["train.py", "--arch", "pretrained", "--dataset", "agiri", "--sample", "--image-size", "32",
+                  "--finetune", "2", "--device", "cpu", "-mf", str(path)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["finetune"] == 2 and list(sidecar["cross-validation"]) == ["fine-tune last 2 block(s), head, jpeg"]
+    bad = run(["train.py", "--arch", "pretrained", "--dataset", "agiri", "--sample", "--finetune", "9"])
+    assert bad.returncode == 1 and "0 to 4 blocks" in bad.stderr and "Traceback" not in bad.stderr
