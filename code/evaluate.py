@@ -145,6 +145,17 @@ def fit_temperature(labels, logits):
     return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.01), np.log(100)), method="bounded").x))
 
 
+def calibration_figures(labels, logits):
+    """The temperature fitted to validation logits, the threshold chosen on the calibrated scores, the ECE before
+    and after, and every validation figure at the threshold."""
+    temperature = fit_temperature(labels, logits)
+    scores = probability(logits, temperature)
+    threshold = choose_threshold(labels, scores)
+    return {"temperature": temperature, "val_ece_before": expected_calibration_error(labels, probability(logits)),
+            "val_ece": expected_calibration_error(labels, scores), "threshold": threshold,
+            "val_at_threshold": score_at_threshold(labels, scores, threshold)}
+
+
 def expected_calibration_error(labels, scores, bins=ECE_BINS):
     """ECE: the mean gap between confidence and accuracy over `bins` equal-width bins of the confidence in the
     predicted label (max(p, 1 - p), the call at 0.5), weighted by the share of images in each bin."""
@@ -386,22 +397,6 @@ def out_of_domain_notice(table, model_name, card=MODEL_CARD):
               if measured is not None else "the model card holds no transfer figure for it")
     return (f"note: {outside} of {len(table)} images are not {IMAGE_SIZE}x{IMAGE_SIZE}, outside what {model_name} "
             f"was trained on; {figure} (models/README.md): do not read these scores as verdicts")
-
-
-def full_size_notice(table, model_name, card=MODEL_CARD):
-    """One line for the images the full-size model scored: what the model card measured for it on its held-out fold
-    and on generators it never saw, and how many images were too small for it."""
-    entry = json.loads(Path(card).read_text()).get("full_size_model", {}) if Path(card).is_file() else {}
-    if entry.get("model") != model_name:
-        return (f"note: {len(table)} images scored by {model_name}, which the model card does not describe: no "
-                f"measured figure backs these scores")
-    small = int((~table["in_domain"]).sum())
-    transfer = ", ".join(f"{name} {auroc:.2f}" for name, auroc in entry["transfer AUROC"].items())
-    return (f"note: {model_name} learnt AGIRI's generators from 224 px re-saved images (held-out AUROC "
-            f"{entry['held-out AUROC, JPEG fakes']:.2f}, JPEG fakes); on generators it never saw its AUROC was "
-            f"{transfer} (0.5 is chance; models/README.md): a score is evidence, not a verdict"
-            + (f"; {small} of {len(table)} images are {FULL_SIZE_ABOVE} px or smaller, below what it was made for"
-               if small else ""))
 
 
 def summary_row(result):

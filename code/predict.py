@@ -25,7 +25,7 @@ from PIL import Image
 
 import cli
 from checkpoints import load_model
-from evaluate import FULL_SIZE_ABOVE, MODEL_CARD, full_size_notice, out_of_domain_notice, parse_threshold, score_files
+from evaluate import FULL_SIZE_ABOVE, MODEL_CARD, out_of_domain_notice, parse_threshold, score_files
 from imagefiles import PREPROCESSINGS, find_image_files
 from project import model_path, pick_device
 
@@ -64,6 +64,22 @@ def route(files, small_model, full_model):
     chosen = set(large)
     routes = {small_model: [f for f in files if f not in chosen], full_model: large}
     return {name: group for name, group in routes.items() if name and group}
+
+
+def full_size_notice(table, model_name, card=MODEL_CARD):
+    """One line for the images the full-size model scored: what the model card measured for it on its held-out fold
+    and on generators it never saw, and how many images were too small for it."""
+    entry = json.loads(Path(card).read_text()).get("full_size_model", {}) if Path(card).is_file() else {}
+    if entry.get("model") != model_name:
+        return (f"note: {len(table)} images scored by {model_name}, which the model card does not describe: no "
+                f"measured figure backs these scores")
+    small = int((~table["in_domain"]).sum())
+    transfer = ", ".join(f"{name} {auroc:.2f}" for name, auroc in entry["transfer AUROC"].items())
+    return (f"note: {model_name} learnt AGIRI's generators from 224 px re-saved images (held-out AUROC "
+            f"{entry['held-out AUROC, JPEG fakes']:.2f}, JPEG fakes); on generators it never saw its AUROC was "
+            f"{transfer} (0.5 is chance; models/README.md): a score is evidence, not a verdict"
+            + (f"; {small} of {len(table)} images are {FULL_SIZE_ABOVE} px or smaller, below what it was made for"
+               if small else ""))
 
 
 def main(argv=None):

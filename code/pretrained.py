@@ -28,13 +28,11 @@ from tqdm.auto import tqdm
 import perturb
 from backbone import TAPS, TUNABLE_BLOCKS, FeatureCache, image_keys
 from classes import FAKE, REAL, PretrainedDetector, load_agiri, load_cifake
-from evaluate import (choose_threshold, expected_calibration_error, figures_with_intervals, fit_temperature,
-                      probability, rank_auroc, score_at_threshold)
+from evaluate import calibration_figures, figures_with_intervals, probability, rank_auroc
 from project import ProjectError, git_commit, seed_everything
+from splits import HELD_OUT_FRACTION, NEAR_DUPLICATE_BITS, duplicate_groups, held_out_split
 
-HELD_OUT_FRACTION = 0.2             # the AGIRI test fold, held out first (stratified, duplicates kept together)
 CV_FOLDS = 5                        # grouped, stratified folds of the rest: every choice is made on them
-NEAR_DUPLICATE_BITS = 5             # difference hashes this close (of 64 bits) put two images in one group
 AUGMENT_COPIES = 3                  # augmented copies of each training image whose features are cached
 JPEG_QUALITY = (50, 100)            # every copy is re-encoded as JPEG at a quality drawn from this range
 BLUR_SIGMA, RESCALE = (0.1, 3.0), (0.5, 1.0)   # CNNDetection's blur (sigma, pixels) and a down-and-up resize
@@ -47,48 +45,6 @@ SHIP_AT_LEAST, GOAL = 0.95, 0.98    # held-out AUROC, JPEG fakes alone, that a s
 SHIPPING_RULE = (f"agiri_model ships (predict.py scores images over 64 px with it) if its held-out AUROC on the "
                  f"JPEG fakes alone against the reals is at least {SHIP_AT_LEAST}; the goal is {GOAL}. Written before "
                  f"the held-out fold was scored.")
-
-
-# ----------------------------------------------------------------------------------------------
-# Duplicates and the held-out split
-
-def difference_hash(images, size=8):
-    """A 64-bit difference hash per image (uint8 N x 3 x H x W): is each pixel of an 8 x 9 grey thumbnail brighter
-    than its right neighbour. Re-encoding or mild resizing changes a few bits; other images differ in about 32."""
-    grey = images.float().mean(1, keepdim=True)
-    small = nn.functional.interpolate(grey, size=(size, size + 1), mode="area")[:, 0]
-    return (small[:, :, 1:] > small[:, :, :-1]).reshape(len(images), -1).numpy()
-
-
-def duplicate_groups(images, digests, max_bits=NEAR_DUPLICATE_BITS):
-    """A group number per image: byte-identical files (same digest) and near-identical images (difference hashes
-    within `max_bits`) share one, transitively."""
-    n = len(images)
-    parent = np.arange(n)
-
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    bits = difference_hash(images).astype(np.uint8)
-    distance = (bits[:, None, :] != bits[None, :, :]).sum(2) if n <= 4000 else None
-    pairs = np.argwhere(np.triu(distance <= max_bits, 1)) if distance is not None else np.zeros((0, 2), int)
-    same_file = {}
-    for i, d in enumerate(digests.tolist()):
-        pairs = np.vstack([pairs, [[same_file[d], i]]]) if d in same_file else pairs
-        same_file.setdefault(d, i)
-    for i, j in pairs:
-        parent[root(i)] = root(j)
-    return np.array([root(i) for i in range(n)])
-
-
-def held_out_split(labels, groups, fraction=HELD_OUT_FRACTION, seed=0):
-    """(train indices, held-out indices): one stratified, grouped fold of about `fraction` of the images."""
-    folds = StratifiedGroupKFold(round(1 / fraction), shuffle=True, random_state=seed)
-    train, held_out = next(folds.split(np.zeros(len(labels)), labels, groups))
-    return np.sort(train), np.sort(held_out)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -235,7 +191,7 @@ def choices(finetune=None):
     """Every probe configuration, then fine-tuning FINETUNE["blocks"] blocks (on JPEG copies); `finetune` fixes the
     choice: 0 a probe (every probe configuration), N > 0 fine-tuning the last N blocks."""
     if finetune is not None and not 0 <= finetune <= TUNABLE_BLOCKS:
-        raise ProjectError(f"--finetune takes 0 to {TUNABLE_BLOCKS} blocks (the last ones, all at 7 x 7), got {finetune}")
+        raise ProjectError(f"--finetune takes 0 to {TUNABLE_BLOCKS} blocks (the last ones, at 7 x 7), got {finetune}")
     probes = [Choice(f, a, c) for f in FEATURE_SETS for a in AUGMENTS for c in C_VALUES]
     tuned = [Choice("head", "jpeg", 0.0, finetune or FINETUNE["blocks"])]
     return probes if finetune == 0 else tuned if finetune else probes + tuned
@@ -302,10 +258,8 @@ def fit_agiri(root, faces_root=None, cifake_root=None, ddpm32_root=None, backbon
           f"{cv_rows[best.name]['AUROC, JPEG fakes']:.4f})")
 
     # temperature and threshold from the chosen option's out-of-fold scores
-    temperature = fit_temperature(labels[train], oof[best])
-    scores = probability(oof[best], temperature)
-    threshold = choose_threshold(labels[train], scores)
-    validation = score_at_threshold(labels[train], scores, threshold)
+    calibrated = calibration_figures(labels[train], oof[best])
+    temperature, threshold = calibrated["temperature"], calibrated["threshold"]
 
     # the final model, on every training image
     if best.finetune:
@@ -323,10 +277,8 @@ def fit_agiri(root, faces_root=None, cifake_root=None, ddpm32_root=None, backbon
             "n_train": len(train), "n_held_out": len(held_out), "cv_folds": CV_FOLDS,
             "augment copies": AUGMENT_COPIES, "jpeg quality": list(JPEG_QUALITY), "choice": best.name,
             "cross-validation": cv_rows, "finetune settings": FINETUNE,
-            "validation": {**validation, "source": f"out-of-fold scores of {CV_FOLDS}-fold CV"},
-            "temperature": temperature, "calibration": {
-                "val_ece_before": expected_calibration_error(labels[train], probability(oof[best])),
-                "val_ece": expected_calibration_error(labels[train], scores)},
+            "validation": {**calibrated["val_at_threshold"], "source": f"out-of-fold scores of {CV_FOLDS}-fold CV"},
+            "temperature": temperature, "calibration": {k: calibrated[k] for k in ("val_ece_before", "val_ece")},
             "shipping rule": SHIPPING_RULE, "seconds to choose (CV)": round(cv_seconds, 1),
             "device": str(device), "torch": torch.__version__, "git_commit": git_commit()}
     info["held-out"] = held_out_figures(model, features, held_out, formats, threshold)
@@ -431,7 +383,6 @@ def fit_cifake(train_set, val_set, backbone="efficientnet-lite0", image_size=224
                device="cpu", seed=0):
     """A linear probe on the frozen backbone's features of CIFAKE images (upsampled to image_size); the temperature
     and threshold are fitted on the validation split. Returns (model, history as train_model gives it)."""
-    from training import calibration_figures
     seed_everything(seed)
     backbone_name, backbone = backbone, build(backbone)
     caches = {name: Features(backbone, data, image_size, device, seed) for name, data in (("train", train_set),

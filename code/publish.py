@@ -233,7 +233,9 @@ def cifake_share(row):
 
 # Ablations the README's benchmark table leaves out, to stay short; the report and the paper keep every row.
 README_BENCHMARK_OMITS = ("logo: fast balanced, CIFAKE x1/2", "lofo: fast pooled", "logo: fast balanced, no CIFAKE",
-                          "own: CIFAKE + own gan, vae, flow, pooled")
+                          "own: CIFAKE + own gan, vae, flow, pooled", "own: CIFAKE + own vae",
+                          "own: CIFAKE + own gan, vae, flow", "logo: fast balanced + own",
+                          "zeroshot: own flow, one-sided", "zeroshot: own flow, two-sided")
 
 
 def benchmark_table(benchmark, omit=()):

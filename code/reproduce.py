@@ -27,7 +27,7 @@ from evaluate import BOOTSTRAP_RESAMPLES, DEV_GENERATORS, ECE_BINS, ScoreStore
 from project import (REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, dataset_dir, git_commit,
                      machine_description, model_file, pick_device, shown)
 from publish import model_card, readme_tables, update_readme
-from sections import Report, markdown
+from reporting import Report, markdown
 from splits import benchmark_reals
 from training import SHIPPED_MODELS, train_or_load
 

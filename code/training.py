@@ -20,8 +20,7 @@ import perturb
 from checkpoints import load_model, read_sidecar, save_model
 from classes import Batcher, build_model, count_parameters, generator_folders, load_cifake, single_view
 from distributed import SINGLE, wrap
-from evaluate import (choose_threshold, expected_calibration_error, fit_temperature, predict_logits, predict_scores,
-                      probability, score_at_threshold)
+from evaluate import calibration_figures, predict_logits, predict_scores, score_at_threshold
 from generalise import FAKE_MAKERS, INPUTS, jitter_colour, shuffle_patches
 from owngen import MODELS as OWN_MODELS
 from pools import epoch_rows, training_pool
@@ -320,17 +319,6 @@ def calibrate(model, val_set, device="cpu"):
     result = calibration_figures(val_set.labels.numpy(), predict_logits(model, val_set.images, device))
     model.temperature = result["temperature"]
     return result
-
-
-def calibration_figures(labels, logits):
-    """The temperature fitted to validation logits, the threshold chosen on the calibrated scores, the ECE before
-    and after, and every validation figure at the threshold."""
-    temperature = fit_temperature(labels, logits)
-    scores = probability(logits, temperature)
-    threshold = choose_threshold(labels, scores)
-    return {"temperature": temperature, "val_ece_before": expected_calibration_error(labels, probability(logits)),
-            "val_ece": expected_calibration_error(labels, scores), "threshold": threshold,
-            "val_at_threshold": score_at_threshold(labels, scores, threshold)}
 
 
 def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, device="cpu", sample=False,

@@ -115,6 +115,7 @@ def test_duplicates_share_a_group_and_the_split_keeps_groups_together():
     digests = np.arange(60, dtype=np.uint64)
     digests[40] = digests[41]                                            # byte-identical files
     groups = pretrained.duplicate_groups(images, digests)
+    assert np.array_equal(groups, pretrained.duplicate_groups(images, digests, chunk=7))     # chunks change nothing
     assert groups[3] == groups[10] == groups[11] and groups[20] == groups[12] and groups[40] == groups[41]
     assert len(np.unique(groups)) == 60 - 4
     labels = np.array([REAL, 0] * 30)
@@ -214,7 +215,7 @@ def test_the_saved_full_size_model_reloads_scores_its_fold_and_predicts(sample_a
 
 def test_the_full_size_notice_quotes_the_card(tmp_path):
     import pandas as pd
-    from evaluate import full_size_notice
+    from predict import full_size_notice
     card = tmp_path / "card.json"
     card.write_text(json.dumps({"full_size_model": {"model": "agiri_model", "held-out AUROC, JPEG fakes": 0.9684,
                                                     "transfer AUROC": {"faces": 0.4154, "DDPM-32": 0.3977}}}))

@@ -591,9 +591,9 @@ def test_get_data_keeps_only_agiri_test_folder(monkeypatch, tmp_path):
 
 def test_report_tables_print_counts_as_whole_numbers():
     pytest.importorskip("tabulate", reason="tabulate is not installed")
-    import sections
+    import reporting
     table = pd.DataFrame({"n": [20000.0, 400.0], "accuracy": [0.91734, 0.5]}, index=["a", "b"])
-    text = sections.markdown(table)
+    text = reporting.markdown(table)
     assert "20000 " in text and "20000.0" not in text and "0.9173" in text
 
 
