@@ -183,7 +183,7 @@ def readme_tables(results):
     text = lambda frame: frame.to_markdown(disable_numparse=True)          # cells are formatted strings already
     tables = {"replication": text(replication), "strong": text(pd.DataFrame(strong).T)}
     if results.get("audit"):
-        frame = pd.DataFrame(results["audit"]).T.drop(index=README_AUDIT_OMITS, errors="ignore")
+        frame = pd.DataFrame(results["audit"]).T.drop(index=list(README_AUDIT_OMITS), errors="ignore")
         tables["audit"] = text(pd.DataFrame({column: [f"{v:.3f}" if "AUROC" in column else f"{int(v):,}"
                                                                 for v in values] for column, values in frame.items()},
                                             index=frame.index))

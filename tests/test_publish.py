@@ -60,3 +60,25 @@ def test_the_default_model_is_the_best_worst_case_over_the_generators_among_comp
     chosen = publish.default_model(results)        # "weak" has the best worst case, but fails on CIFAKE itself
     assert chosen["model"] == "even" and chosen["worst on"] == "g1" and chosen["worst-case AUROC"] == 0.60
     assert publish.default_model({}) is None
+
+
+def test_the_full_size_model_gets_a_card_entry_and_a_readme_row_and_own_audits_stay_in_the_report():
+    held = lambda auroc: {"n_fake": 194, "n_real": 160, "auroc": auroc, "auroc, 95% low": auroc - 0.01,
+                          "auroc, 95% high": auroc + 0.01, "accuracy": 0.91}
+    results = {"fullsize": {
+        "model": "agiri_model", "ships": True, "rule": "the rule", "choice": "probe", "threshold": 0.5,
+        "temperature": 2.0, "n_train": 1415, "git_commit": "abc", "device": "cpu",
+        "held-out": {"all fakes": held(0.98), "JPEG fakes": held(0.9684), "format test": {
+            "PNG fakes saved as JPEG q75": {"mean change in P(real)": 0.026}}},
+        "transfer": {"faces": {"auroc": 0.4154}, "DDPM-32": {"auroc": 0.3977}}},
+        "audit": {name: {"metadata AUROC": 0.5, "colour statistics AUROC": 0.6, "flags": 0, "duplicate groups": 0,
+                         "test files in train": 0} for name in ("CIFAKE", "own gan vs CIFAKE test/REAL")}}
+    entry = publish.full_size_entry(results)
+    assert entry["ships"] and entry["held-out AUROC, JPEG fakes"] == 0.9684 and "1,415 images" in entry["limitations"]
+    assert entry["transfer AUROC"] == {"faces": 0.4154, "DDPM-32": 0.3977}
+    lines = "\n".join(publish.full_size_lines(entry))
+    assert "Verdict: **ships**" in lines and "faces AUROC 0.4154" in lines and "+0.0260" in lines
+    table = publish.fullsize_table(results)
+    assert list(table.index) == ["agiri_model (probe)"] and table.iloc[0]["AUROC, JPEG fakes (95%)"].startswith("0.9684")
+    tables = publish.readme_tables({**results, "cifake_test": {"models": {}}})
+    assert "CIFAKE" in tables["audit"] and "own gan" not in tables["audit"] and "agiri_model" in tables["fullsize"]
