@@ -6,12 +6,12 @@
 The AGIRI detector is validated in this order, so that nothing is chosen on the images it is judged on:
 1. byte-identical and near-identical images (difference hash within NEAR_DUPLICATE_BITS bits) are grouped;
 2. a stratified HELD_OUT_FRACTION of the groups is held out before anything else is done;
-3. every choice in CHOICES (feature taps, augmentation, regularisation, fine-tuning) is made by CV_FOLDS-fold
+3. every choice (`choices()`: feature taps, augmentation, regularisation, fine-tuning) is made by CV_FOLDS-fold
    grouped cross-validation on the rest, on the out-of-fold AUROC of the JPEG fakes against the reals (the fakes'
    PNG files would otherwise let the file format speak); the temperature and threshold come from the same
    out-of-fold scores;
-4. the final model is trained on the whole rest and saved with SHIPPING_RULE's verdict, then the held-out fold and
-   the transfer sets are scored.
+4. the final model is trained on the whole rest; then the held-out fold is scored once, SHIPPING_RULE (fixed in code
+   before any fold was scored) gives the verdict, the transfer sets are scored, and the model is saved with it all.
 Every training image is re-encoded as JPEG at a random quality in each of its AUGMENT_COPIES copies (the
 frozen-backbone form of "a new augmentation each epoch"), so the PNG/JPEG difference cannot be learnt.
 """
@@ -22,12 +22,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm.auto import tqdm
 
+import audit
 import perturb
-from backbone import TAPS, TUNABLE_BLOCKS, FeatureCache, image_keys
-from classes import FAKE, REAL, PretrainedDetector, load_agiri, load_cifake
+from backbone import TAP_WIDTHS, TAPS, TUNABLE_BLOCKS, FeatureCache, PretrainedDetector, build_backbone, image_keys
+from classes import FAKE, REAL, load_agiri, load_cifake, load_fakes, normalise
 from evaluate import calibration_figures, figures_with_intervals, probability, rank_auroc
 from project import ProjectError, git_commit, seed_everything
 from splits import HELD_OUT_FRACTION, NEAR_DUPLICATE_BITS, duplicate_groups, held_out_split
@@ -86,10 +88,14 @@ class Features:
     """Cached backbone outputs of one dataset: clean images and augmented copies, pooled (taps) or as fronts."""
 
     def __init__(self, backbone, dataset, image_size, device="cpu", seed=0):
-        self.dataset, self.seed, self.backbone_name = dataset, seed, backbone.name
-        self.caches = {0: FeatureCache(backbone, image_size, tuple(TAPS), device=device)}
-        self.cache = lambda tuned: self.caches.setdefault(tuned, FeatureCache(backbone, image_size, tuned=tuned,
-                                                                              device=device))
+        self.backbone, self.dataset, self.image_size, self.device, self.seed = backbone, dataset, image_size, device, seed
+        self.backbone_name, self.caches = backbone.name, {}
+
+    def cache(self, tuned):
+        """The cache of pooled features (tuned = 0) or of activations before the last `tuned` blocks, read once."""
+        if tuned not in self.caches:
+            self.caches[tuned] = FeatureCache(self.backbone, self.image_size, tuple(TAPS), tuned, device=self.device)
+        return self.caches[tuned]
 
     def clean(self, index, tuned=0):
         """Pooled features (tuned = 0) or the activations before the last `tuned` blocks of the images at `index`."""
@@ -105,7 +111,6 @@ class Features:
 
 def tap_columns(taps):
     """Column indices of `taps` in features pooled from every tap (in TAPS order)."""
-    from backbone import TAP_WIDTHS
     starts = np.cumsum([0] + [TAP_WIDTHS[t] for t in TAPS])
     where = dict(zip(TAPS, starts))
     return np.concatenate([np.arange(where[t], where[t] + TAP_WIDTHS[t]) for t in taps])
@@ -234,8 +239,7 @@ def cross_validate(features, index, formats, options, image_size, seed=0):
 def fit_agiri(root, faces_root=None, cifake_root=None, ddpm32_root=None, backbone_name="efficientnet-lite0",
               image_size=224, finetune=None, seed=0, device="cpu", save=None):
     """Train, validate and (with `save(model, threshold, info)`) save the AGIRI detector; then score its held-out
-    fold and the transfer sets. Returns the sidecar's info dict (every figure, the choices and the rule's verdict)."""
-    import audit
+    fold and the transfer sets. Returns (model, the sidecar's info: every figure, the choices, the rule's verdict)."""
     started = time.perf_counter()
     seed_everything(seed)
     data = load_agiri(root, preprocess="full", name="AGIRI train subset, 224 px, re-saved")
@@ -249,7 +253,7 @@ def fit_agiri(root, faces_root=None, cifake_root=None, ddpm32_root=None, backbon
     n_groups = len(np.unique(data.groups))
     print(f"{len(data)} images in {n_groups} duplicate groups ({len(data) - n_groups} images join another); "
           f"held out {len(held_out)} ({int((labels[held_out] == FAKE).sum())} fake), cross-validating on {len(train)}")
-    features = Features(build(backbone_name), data, image_size, device, seed)
+    features = Features(build_backbone(backbone_name), data, image_size, device, seed)
     options = choices(finetune)
     oof, cv_rows = cross_validate(features, train, formats, options, image_size, seed)
     best = max(options, key=lambda o: cv_rows[o.name]["AUROC, JPEG fakes"])    # ties: the first, the simplest
@@ -293,11 +297,6 @@ def fit_agiri(root, faces_root=None, cifake_root=None, ddpm32_root=None, backbon
     return model, info
 
 
-def build(backbone_name):
-    from backbone import build_backbone
-    return build_backbone(backbone_name)
-
-
 def held_out_figures(model, features, held_out, formats, threshold):
     """The held-out fold's AUROC, AP and accuracy with 95% intervals, on all fakes and on JPEG fakes alone; and the
     format test: the mean change in P(real) when its PNG fakes are saved as JPEG q75 and its reals as PNG."""
@@ -326,7 +325,6 @@ def held_out_figures(model, features, held_out, formats, threshold):
 def load_held_out(sidecar, root):
     """The held-out fold a full-size model's sidecar names, decoded from `root`, and each file's format. Refuses in
     one line when a file is missing or the folder is not the one the model was trained on."""
-    import audit
     data = load_agiri(root, preprocess="full", name=f"{sidecar['dataset']}, held-out fold")
     where = {source: i for i, source in enumerate(data.sources)}
     missing = [f for f in sidecar["held_out"]["files"] if f not in where]
@@ -336,8 +334,8 @@ def load_held_out(sidecar, root):
                            f"was trained on with --data")
     index = [where[f] for f in sidecar["held_out"]["files"]]
     held = data.subset(index)
-    digests = {int(d) for d in data.digests[[i for i in range(len(data)) if i not in set(index)]]}
-    if any(int(d) in digests for d in held.digests):
+    training = np.setdiff1d(np.arange(len(data)), index)
+    if np.isin(held.digests, data.digests[training]).any():
         raise ProjectError(f"{root}: a held-out file is byte-identical to a training file; the fold was not made here")
     return held, np.array([f.get("format") for f in audit.facts_of([str(root / s) for s in held.sources])])
 
@@ -345,16 +343,15 @@ def load_held_out(sidecar, root):
 @torch.inference_mode()
 def model_logits(model, images, batch_size=32):
     """Logits of uint8 images straight through the model (no cache)."""
-    from classes import normalise
     return np.concatenate([model(normalise(images[i:i + batch_size])).float().numpy()
                            for i in range(0, len(images), batch_size)]) if len(images) else np.zeros(0)
 
 
 def transfer_figures(model, faces_root, cifake_root, ddpm32_root, image_size, device="cpu"):
     """AUROC and AP of the model on sets it never trained on: DDPM faces vs CelebA-HQ (256 px) and DDPM-32 vs
-    CIFAKE's test reals (32 px, upsampled); features through the cache. {} for a set that is not there."""
-    from classes import load_fakes
-    from sklearn.metrics import average_precision_score
+    CIFAKE's test reals (32 px, upsampled); features through the cache, computed by the packaged backbone (the
+    frozen part, which fine-tuning leaves as it is). {} for a set that is not there."""
+    packaged = build_backbone(model.backbone.name)
     sets = {}
     if faces_root is not None and faces_root.is_dir():
         sets["faces"] = load_agiri(faces_root, preprocess="full", name="faces")
@@ -364,7 +361,7 @@ def transfer_figures(model, faces_root, cifake_root, ddpm32_root, image_size, de
     result = {}
     for name, data in sets.items():
         index = np.arange(len(data))
-        feats = Features(model.backbone, data, image_size, device)
+        feats = Features(packaged, data, image_size, device)
         pooled = None if model.finetune else feats.clean(index)
         fronts = feats.clean(index, model.finetune) if model.finetune else None
         logits = logits_from(model, pooled, fronts)
@@ -384,7 +381,7 @@ def fit_cifake(train_set, val_set, backbone="efficientnet-lite0", image_size=224
     """A linear probe on the frozen backbone's features of CIFAKE images (upsampled to image_size); the temperature
     and threshold are fitted on the validation split. Returns (model, history as train_model gives it)."""
     seed_everything(seed)
-    backbone_name, backbone = backbone, build(backbone)
+    backbone_name, backbone = backbone, build_backbone(backbone)
     caches = {name: Features(backbone, data, image_size, device, seed) for name, data in (("train", train_set),
                                                                                            ("val", val_set))}
     started = time.perf_counter()
