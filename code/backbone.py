@@ -48,14 +48,16 @@ def weights_file(name):
     return Path(getattr(module, holder).get_model_file_path())
 
 
-def weights_digest(name):
-    """The sha256 of backbone `name`'s weights file, checked against the one this repo was built with."""
+def checked_weights(name):
+    """(the bytes of backbone `name`'s weights file, their sha256), refused in one line unless the digest is the one
+    this repo was built with."""
     path = weights_file(name)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
     if digest != BACKBONES[name][2]:
         raise ProjectError(f"the weights file of {name} ({path.name}) has sha256 {digest[:12]}..., not the "
                            f"{BACKBONES[name][2][:12]}... this repo was built with: reinstall its package")
-    return digest
+    return data, digest
 
 
 class Backbone(nn.Module):
@@ -67,8 +69,8 @@ class Backbone(nn.Module):
         from efficientnet_lite_pytorch import EfficientNet
         self.name = name
         self.net = EfficientNet.from_name(name)      # from_pretrained would print; the weights are loaded below
-        self.net.load_state_dict(torch.load(weights_file(name), map_location="cpu", weights_only=True))
-        self.digest = weights_digest(name)
+        data, self.digest = checked_weights(name)      # checked before they are loaded
+        self.net.load_state_dict(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
         self.net._fc = nn.Identity()                  # ImageNet's classifier is not used
         self.requires_grad_(False)
         self.eval()

@@ -100,6 +100,10 @@ def crops_per_image(preprocess):
     return MULTI_CROP_GRID ** 2 if preprocess == "multi_crop" else 1
 
 
+def decoded_side(preprocess):
+    return FULL_SIZE if preprocess == "full" else IMAGE_SIZE
+
+
 def skip_reason(error):
     """A short, stable reason for a file that could not be decoded."""
     if isinstance(error, UnidentifiedImageError):
@@ -149,7 +153,7 @@ def _decode_chunk(paths, preprocess, max_pixels):
                 sizes[i] = Image.open(io.BytesIO(data)).size      # the header again, from memory: cheap
             except Exception as e:                   # any decoder failure skips this file only
                 failed.append((i, skip_reason(e)))
-    side = FULL_SIZE if preprocess == "full" else IMAGE_SIZE
+    side = decoded_side(preprocess)
     empty = np.zeros((0, k, side, side, 3), np.uint8)
     return (np.stack(crops) if crops else empty), ok, failed, digests, sizes
 
@@ -177,7 +181,7 @@ def decode_files(paths, preprocess="resize", max_pixels=Image.MAX_IMAGE_PIXELS, 
         failed += [(start + i, reason) for i, reason in f]
         digests.append(d)
         sizes.append(z)
-    side = FULL_SIZE if preprocess == "full" else IMAGE_SIZE
+    side = decoded_side(preprocess)
     crops = np.concatenate(crops) if crops else np.zeros((0, 1, side, side, 3), np.uint8)
     images = torch.from_numpy(crops.reshape(-1, side, side, 3)).permute(0, 3, 1, 2).contiguous()
     return (images, ok, failed, np.concatenate(digests) if digests else np.zeros(0, np.uint64),

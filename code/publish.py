@@ -103,7 +103,7 @@ def full_size_entry(results):
     if not fullsize:
         return None
     held = fullsize["held-out"]
-    return {"model": fullsize["model"], "ships": fullsize["ships"], "rule": fullsize["rule"],
+    return {"model": fullsize["model"], "ships": fullsize["ships"], "rule": fullsize["shipping rule"],
             "intended_use": FULL_SIZE_USE, "limitations": FULL_SIZE_LIMITS.format(n_train=fullsize["n_train"]),
             "choice": fullsize["choice"],
             "threshold": fullsize["threshold"], "temperature": fullsize["temperature"],

@@ -152,14 +152,14 @@ def main(argv=None):
         print("rewrote the results tables of README.md")
 
 
+SAMPLE_IMAGE_SIZE = 32          # the sample run's backbone input: the pipeline, not the figures
+
+
 def train_sample_fullsize():
     """The full-size detector on the sample data, at a tiny input size (a smoke test of the pipeline)."""
     from train import main as train_main
     train_main(["--arch", "pretrained", "--dataset", "agiri", "--sample", "--image-size", str(SAMPLE_IMAGE_SIZE),
                 "--device", "cpu", "-mf", str(model_file(sections.FULL_SIZE_MODEL, sample=True))])
-
-
-SAMPLE_IMAGE_SIZE = 32          # the sample run's backbone input: the pipeline, not the figures
 
 
 if __name__ == "__main__":

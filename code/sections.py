@@ -261,6 +261,10 @@ def generators(report, sidecars, folder, models, device, store, variants_file):
 
 
 FULL_SIZE_MODEL = "agiri_model"
+FULL_SIZE_KEYS = ("ships", "shipping rule", "choice", "backbone", "image_size", "taps", "finetune", "report",
+                  "n_images", "n_train", "n_held_out", "duplicate groups", "near-duplicate bits", "cv_folds",
+                  "augment copies", "jpeg quality", "threshold", "temperature", "validation", "cross-validation",
+                  "held-out", "transfer", "wall_seconds", "seconds to choose (CV)", "git_commit", "device")
 
 
 def fullsize(report, path, train=None):
@@ -275,19 +279,9 @@ def fullsize(report, path, train=None):
         train()
     sidecar = json.loads(path.with_suffix(".json").read_text())
     held = sidecar["held-out"]
-    report.results["fullsize"] = {
-        "model": FULL_SIZE_MODEL, "ships": sidecar["ships"], "rule": sidecar["shipping rule"],
-        "choice": sidecar["choice"], "backbone": sidecar["backbone"], "image_size": sidecar["image_size"],
-        "taps": sidecar["taps"], "finetune": sidecar["finetune"], "report": sidecar["report"],
-        "n_train": sidecar["n_train"], "n_held_out": sidecar["n_held_out"],
-        "duplicate groups": sidecar["duplicate groups"], "threshold": sidecar["threshold"],
-        "temperature": sidecar["temperature"], "validation": sidecar["validation"],
-        "cross-validation": sidecar["cross-validation"], "held-out": held, "transfer": sidecar["transfer"],
-        "seconds": sidecar["wall_seconds"], "seconds to choose (CV)": sidecar["seconds to choose (CV)"],
-        "git_commit": sidecar["git_commit"], "device": sidecar["device"], "held-out fraction":
-        sidecar["held_out"]["fraction"], "cv_folds": sidecar["cv_folds"], "augment copies": sidecar["augment copies"],
-        "jpeg quality": sidecar["jpeg quality"], "near-duplicate bits": sidecar["near-duplicate bits"],
-        "n_images": sidecar["n_images"], "ship at least": SHIP_AT_LEAST, "goal": GOAL}
+    report.results["fullsize"] = {"model": FULL_SIZE_MODEL, **{key: sidecar[key] for key in FULL_SIZE_KEYS},
+                                  "held-out fraction": sidecar["held_out"]["fraction"], "ship at least": SHIP_AT_LEAST,
+                                  "goal": GOAL}
     report.text(f"## The full-size detector: {FULL_SIZE_MODEL} on the {AGIRI_SUBSET}",
                 f"{sidecar['report']}; {sidecar['duplicate groups']} duplicate groups; {sidecar['n_held_out']} images "
                 f"held out first, {sidecar['n_train']} for {sidecar['cv_folds']}-fold grouped cross-validation. "

@@ -29,10 +29,11 @@ import pandas as pd
 
 import cli
 from checkpoints import load_model, read_sidecar
-from classes import load_cifake
-from evaluate import (bootstrap_intervals, confusion_table, evaluate_cifake, evaluate_fakes, out_of_domain_notice,
-                      parse_threshold, per_class_table, shown_interval)
+from classes import FAKE, load_cifake
+from evaluate import (bootstrap_intervals, confusion_table, evaluate_cifake, evaluate_fakes, figures_with_intervals,
+                      out_of_domain_notice, parse_threshold, per_class_table, score_dataset, shown_interval)
 from imagefiles import find_image_files
+from pretrained import jpeg_mask, load_held_out
 from project import DOWNLOAD_HINT, ProjectError, absolute, cifake_root, dataset_dir, model_path, pick_device, shown
 
 
@@ -134,9 +135,6 @@ def test_fakes(args, model, path, threshold, device):
 
 def test_held_out(args, model, path, threshold, device):
     """A full-size model on its own held-out fold: every figure with 95% intervals, all fakes and JPEG fakes."""
-    import numpy as np
-    from evaluate import figures_with_intervals, score_dataset
-    from pretrained import jpeg_mask, load_held_out
     sidecar = read_sidecar(path)
     root = absolute(args.data) if args.data else dataset_dir("agiri_subset_dir", args.sample)
     held, formats = load_held_out(sidecar, root)
@@ -146,8 +144,9 @@ def test_held_out(args, model, path, threshold, device):
               "threshold": threshold, "temperature": model.temperature,
               "all fakes": figures_with_intervals(labels, scores, threshold),
               "JPEG fakes": figures_with_intervals(labels[keep], scores[keep], threshold)}
-    print(f"\nmodel {path.stem} on {held.name}: {len(labels)} images ({int((labels == 0).sum())} fake, "
-          f"{int(np.sum(keep & (labels == 0)))} of them JPEG), threshold {threshold:.3f}")
+    fake = labels == FAKE
+    print(f"\nmodel {path.stem} on {held.name}: {len(labels)} images ({int(fake.sum())} fake, "
+          f"{int((keep & fake).sum())} of them JPEG), threshold {threshold:.3f}")
     for fakes in ("all fakes", "JPEG fakes"):
         r = result[fakes]
         band = lambda key: shown_interval(None if r[f"{key}, 95% low"] is None else (r[f"{key}, 95% low"],

@@ -97,7 +97,7 @@ def test_a_wrong_weights_file_is_refused_in_one_line(monkeypatch):
     from project import ProjectError
     monkeypatch.setitem(bb.BACKBONES, "efficientnet-lite0", bb.BACKBONES["efficientnet-lite0"][:2] + ("0" * 64,))
     with pytest.raises(ProjectError, match="reinstall its package"):
-        bb.weights_digest("efficientnet-lite0")
+        bb.checked_weights("efficientnet-lite0")
 
 
 def photo_like(rng, n, size=64):

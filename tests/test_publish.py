@@ -66,7 +66,7 @@ def test_the_full_size_model_gets_a_card_entry_and_a_readme_row_and_own_audits_s
     held = lambda auroc: {"n_fake": 194, "n_real": 160, "auroc": auroc, "auroc, 95% low": auroc - 0.01,
                           "auroc, 95% high": auroc + 0.01, "accuracy": 0.91}
     results = {"fullsize": {
-        "model": "agiri_model", "ships": True, "rule": "the rule", "choice": "probe", "threshold": 0.5,
+        "model": "agiri_model", "ships": True, "shipping rule": "the rule", "choice": "probe", "threshold": 0.5,
         "temperature": 2.0, "n_train": 1415, "git_commit": "abc", "device": "cpu",
         "held-out": {"all fakes": held(0.98), "JPEG fakes": held(0.9684), "format test": {
             "PNG fakes saved as JPEG q75": {"mean change in P(real)": 0.026}}},
