@@ -160,12 +160,13 @@ def run_backbone(backbone, images, image_size, taps=tuple(TAPS), batch_size=64, 
 
 class FeatureCache:
     """Features (or fronts) of images kept on disk under data/.features/, one file per setting: the backbone, its
-    weights digest, the input size, the taps, `tuned`, and the cache version. Each row is keyed by the image's
-    file digest and the variant it was made into (e.g. 'clean', 'jpeg:3'), so a second run computes nothing."""
+    weights digest, the input size, the taps, `tuned`, the precision and the cache version. Each row is keyed by the
+    image's file digest and the variant it was made into (e.g. 'clean', 'jpeg:3'), so a second run computes nothing."""
 
     def __init__(self, backbone, image_size, taps=tuple(TAPS), tuned=0, folder=FEATURE_CACHE, device="cpu"):
         self.backbone, self.image_size, self.taps, self.tuned, self.device = backbone, image_size, taps, tuned, device
-        setting = f"{CACHE_VERSION}|{backbone.name}|{backbone.digest}|{image_size}|{','.join(taps)}|{tuned}"
+        precision = "bfloat16" if fast_bfloat16(device) else "float32"     # run_backbone's: part of the setting
+        setting = f"{CACHE_VERSION}|{backbone.name}|{backbone.digest}|{image_size}|{','.join(taps)}|{tuned}|{precision}"
         self.path = Path(folder) / f"{hashlib.sha1(setting.encode()).hexdigest()[:16]}.npz"
         self.rows, self.computed = self._read(), 0
 

@@ -98,12 +98,14 @@ def pick_device(name="auto"):
 
 def fast_bfloat16(device):
     """Whether bfloat16 autocast speeds up training on `device`: CUDA with bf16 support, or a CPU with native
-    bf16 instructions (AVX512-BF16 / AMX; elsewhere bf16 is emulated and slower than float32)."""
+    bf16 instructions (AVX512-BF16 or AMX). oneDNN also "supports" bf16 on plain AVX-512 by emulating it, which
+    made a StrongCNN training step 2.4x slower than float32 on an Ice Lake Xeon, so that is not enough."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        return torch.backends.mkldnn.is_available() and (torch.cpu._is_avx512_bf16_supported()
+                                                         or torch.cpu._is_amx_tile_supported())
     return False
 
 

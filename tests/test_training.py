@@ -171,3 +171,12 @@ def test_train_and_save_takes_a_str_path_and_checks_it_before_training(sample_ro
     for bad, message in ((blocker / "x.pth", "not a writable folder"), (tmp_path, "is a folder")):
         with pytest.raises(ProjectError, match=message):
             training.train_and_save(recipe, root=sample_root / "CIFAKE", path=str(bad))
+
+
+@pytest.mark.parametrize("avx512_bf16, amx, expected", [(False, False, False), (True, False, True), (False, True, True)])
+def test_bfloat16_counts_as_fast_on_a_cpu_only_with_native_instructions(monkeypatch, avx512_bf16, amx, expected):
+    """oneDNN emulates bf16 on plain AVX-512 (Skylake to Ice Lake), where autocast made a training step 2.4x slower
+    than float32: only AVX512-BF16 or AMX count as fast."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert fast_bfloat16("cpu") is (expected and torch.backends.mkldnn.is_available())
