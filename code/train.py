@@ -9,7 +9,7 @@
     python code/train.py --recipe fast --fakes my_gan/ -mf my_detector  # teach it your own generator too
     torchrun --standalone --nproc_per_node=2 code/train.py --recipe fast -mf fast_model  # 2 processes (DDP)
     python code/train.py --arch pretrained --dataset agiri -mf agiri_model   # full-size detector (pretrained.py)
-    python code/train.py --arch pretrained --image-size 64 -mf cifake_probe  # probe on the backbone, CIFAKE
+    python code/train.py --arch pretrained -mf pretrained_model      # CIFAKE on the backbone (pretrained.py)
 
 A recipe (training.RECIPES) sets every hyper-parameter; the flags below override single values. A stratified,
 seeded validation split is carved from the training data; the decision threshold stored with the model is
@@ -19,8 +19,9 @@ share of every epoch's fakes, after an audit against CIFAKE's real test images; 
 its file count and a digest of its files. Under torchrun each process trains on its slice of every batch and
 only rank 0 writes (distributed.py).
 
---arch pretrained trains on the frozen ImageNet-pretrained backbone (backbone.py): on CIFAKE a linear probe (its
-temperature and threshold fitted on the validation split); on the AGIRI train subset (--dataset agiri) the
+--arch pretrained trains on the frozen ImageNet-pretrained backbone (backbone.py): on CIFAKE a linear probe at each
+input size, then the last blocks fine-tuned, the best chosen (and its temperature and threshold fitted) on the
+validation split; on the AGIRI train subset (--dataset agiri) the
 full-size detector, whose taps, augmentation, regularisation and fine-tuning (--finetune N fixes it) are chosen by
 cross-validation after a test fold is held out (pretrained.py says how).
 """
@@ -50,11 +51,12 @@ def main(argv=None):
     parser.add_argument("--dataset", choices=["cifake", "agiri"], default="cifake",
                         help="--arch pretrained: CIFAKE's training split, or the AGIRI train subset (config.json)")
     parser.add_argument("--backbone", choices=BACKBONES, default="efficientnet-lite0", help="--arch pretrained")
-    parser.add_argument("--image-size", type=cli.positive_int, default=224,
-                        help="--arch pretrained: the backbone's input size in pixels (default 224)")
+    parser.add_argument("--image-size", type=cli.positive_int,
+                        help="--arch pretrained: the backbone's input size in pixels (default: 224 on AGIRI, chosen "
+                             "on validation on CIFAKE)")
     parser.add_argument("--finetune", type=int, metavar="N",
                         help="--arch pretrained: also train the last N blocks (0: a linear probe; default: chosen by "
-                             "cross-validation on AGIRI, 0 on CIFAKE)")
+                             "cross-validation on AGIRI, on validation on CIFAKE)")
     parser.add_argument("--attn", action="store_true", help="add the SRM channel-attention layer (arch cnn)")
     parser.add_argument("--widths", type=lambda text: tuple(int(w) for w in text.split(",")), metavar="W1,W2,W3",
                         help="stage widths of the strong network (default 32,64,112; strong_aug_model: 32,64,96)")
@@ -121,7 +123,8 @@ def train(args, world, device):
 
 
 def train_pretrained(args, device):
-    """--arch pretrained: the AGIRI detector (pretrained.fit_agiri) or a probe on CIFAKE (training.train_and_save)."""
+    """--arch pretrained: the AGIRI detector (pretrained.fit_agiri) or CIFAKE's (pretrained.fit_cifake, through
+    training.train_and_save), with strong_model's validation AUROC as the bar it must beat to ship."""
     import pretrained
     from checkpoints import save_model
     path = model_path(args.model_file) if args.model_file else None
@@ -136,17 +139,16 @@ def train_pretrained(args, device):
                 save_model(model, path, threshold, {**info, "sample_data": args.sample})
                 print(f"saved {shown(path)} and {path.with_suffix('.json').name}")
         pretrained.fit_agiri(root, dataset_dir("faces_dir", args.sample), cifake_root(None, args.sample),
-                             dataset_dir("ddpm32_dir", args.sample), args.backbone, args.image_size, args.finetune,
-                             args.seed or 0, device, save)
+                             dataset_dir("ddpm32_dir", args.sample), args.backbone, args.image_size or 224,
+                             args.finetune, args.seed or 0, device, save)
         return
-    if args.finetune:
-        raise ProjectError("--finetune is cross-validated on the AGIRI subset (--dataset agiri); on CIFAKE the "
-                           "pretrained backbone is probed linearly")
-    from training import train_and_save
-    train_and_save(replace(RECIPES["original"], name="probe", seed=args.seed or 0), "pretrained",
-                   {"backbone": args.backbone, "image_size": args.image_size}, cifake_root(args.data, args.sample),
-                   path, device, args.sample, extra_info={"head": f"logistic regression (C={pretrained.PROBE_C}) on "
-                                                                  f"the frozen backbone's features, every tap"})
+    from checkpoints import read_sidecar
+    from project import model_file
+    strong = read_sidecar(model_file("strong_model", args.sample)).get("validation", {})
+    baseline = {"model": "strong_model", "validation AUROC": strong["auroc"]} if "auroc" in strong else None
+    train_and_save(replace(RECIPES["original"], name="pretrained", seed=args.seed or 0), "pretrained",
+                   {"backbone": args.backbone, "image_size": args.image_size, "finetune": args.finetune,
+                    "baseline": baseline}, cifake_root(args.data, args.sample), path, device, args.sample)
 
 
 if __name__ == "__main__":

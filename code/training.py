@@ -223,9 +223,13 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
     development generators, classes.generator_folders). `world`: the processes training together (distributed.py);
     each takes its slice of every batch, and only the main one validates and calibrates (the others' history has
     the train loss alone)."""
-    if arch == "pretrained":                           # a linear probe: no epochs, no recipe beyond its seed
+    if arch == "pretrained":                           # probes and fine-tunes chosen on validation (pretrained.py)
         from pretrained import fit_cifake
-        return fit_cifake(train_set, val_set, **(arch_kwargs or {}), device=device, seed=recipe.seed)
+        model, history = fit_cifake(train_set, val_set, **(arch_kwargs or {}), device=device, seed=recipe.seed)
+        yardstick = estimated_seconds(RECIPES["strong"], "strong", len(train_set), device)
+        history["sidecar"]["time"] = {"seconds": round(history["seconds"], 1), "ratio to strong": round(
+            history["seconds"] / yardstick, 3), "strong recipe here (estimated from timed steps)": round(yardstick)}
+        return model, history
     device = torch.device(device)
     seed_everything(recipe.seed)
     arch_kwargs = dict(arch_kwargs or {})
@@ -321,6 +325,27 @@ def calibrate(model, val_set, device="cpu"):
     return result
 
 
+def estimated_seconds(recipe, arch, n_train, device="cpu", arch_kwargs=None, steps=6):
+    """`recipe`'s training time for `n_train` images on this machine, from `steps` timed steps on random 32 px images
+    (after two to warm up), validation left out: the yardstick other detectors' training time is compared with."""
+    device = torch.device(device)
+    model = build_model(arch, **(arch_kwargs or {})).to(device, memory_format=torch.channels_last).train()
+    optimizer = make_optimizer(model.parameters(), recipe)
+    x = torch.randn(recipe.batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 2, (recipe.batch_size,), device=device).float()
+    for step in range(steps + 2):
+        if step == 2:
+            started = time.perf_counter()
+        with torch.autocast(device.type, torch.bfloat16, enabled=recipe.amp and fast_bfloat16(device)):
+            loss = nn.functional.binary_cross_entropy_with_logits(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - started) / steps * recipe.epochs * -(-n_train // recipe.batch_size)
+
+
 def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, device="cpu", sample=False,
                    log_every=0, extra_info=None, world=SINGLE):
     """Train on the CIFAKE training split in `root` (default config.json's) with a validation split carved from
@@ -354,7 +379,7 @@ def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, d
                 "calibration": {k: history[k] for k in ("val_ece_before", "val_ece")}, "history": history["epochs"],
                 "steps": history["steps"], "device": str(device), "torch": torch.__version__,
                 "git_commit": git_commit(), "wall_seconds": round(wall, 1), "processes": world.size,
-                "fakes_per_epoch": history["fakes_per_epoch"], **(extra_info or {})}
+                "fakes_per_epoch": history["fakes_per_epoch"], **history.get("sidecar", {}), **(extra_info or {})}
         save_model(model, path, history["threshold"], info)
         print(f"saved {shown(path)} and {path.with_suffix('.json').name}")
     return model, history
