@@ -178,3 +178,20 @@ def reliability_diagrams(tables):
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def matrix_heatmap(values, in_domain):
+    """The transfer matrix (rows: detectors, columns: figures in [0, 1]) as a heat map, each cell's value written in
+    it and in-domain cells (in_domain: {row: its columns}) framed."""
+    fig, ax = plt.subplots(figsize=(1.3 * len(values.columns) + 2, 0.55 * len(values) + 1.6))
+    ax.imshow(values.to_numpy(dtype=float), cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+    for i, row in enumerate(values.index):
+        for j, column in enumerate(values.columns):
+            ax.text(j, i, f"{values.iloc[i, j]:.3f}", ha="center", va="center", fontsize=8)
+            if column in in_domain[row]:
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, linewidth=2, edgecolor="black"))
+    ax.set_xticks(range(len(values.columns)), [c.replace(" AUROC", "\nAUROC").replace(", ", ",\n")
+                                                for c in values.columns], fontsize=7)
+    ax.set_yticks(range(len(values)), values.index, fontsize=8)
+    ax.set_title("What each training set and backbone carries where (framed: in-domain)", fontsize=9)
+    return fig

@@ -424,6 +424,6 @@ def fit_cifake(train_set, val_set, backbone="efficientnet-lite0", image_size=Non
                    seconds=time.perf_counter() - started,
                    sidecar={"choice": choice, "choices": {name: {"validation AUROC": a} for name, a in rows.items()},
                             "shipping rule": CIFAKE_SHIPPING_RULE, "baseline": baseline, "ships": ships})
-    print(f"chosen on validation: {choice}; {'ships' if ships else 'does not ship'} by the rule (baseline: "
-          f"{baseline})")
+    print(f"chosen on validation: {choice}" + (f"; {'ships' if ships else 'does not ship'} by the rule (beside "
+                                                 f"{baseline})" if baseline else ""))
     return model, history

@@ -174,6 +174,14 @@ def readme_tables(results):
                      "AUROC (95% interval)": f"{m['auroc']:.4f} ({m['auroc, 95% low']:.4f}-{m['auroc, 95% high']:.4f})",
                      "AP": f"{m['ap']:.4f}", "training": f"{m['training seconds']:,.0f} s"}
               for name, m in models.items() if name in STRONG}
+    for name, m in results.get("matrix", {}).get("cifake test", {}).items():
+        if name not in strong:                           # pretrained_model, shipped or not (its rule says)
+            strong[f"{name} ({m['choice']}{'' if m['ships'] else '; not shipped'})"] = {
+                "parameters": f"{m['trained parameters']:,} trained of {m['parameters']:,}",
+                "accuracy at 0.5": "", at_val: f"{pct(m['accuracy'])} ({pct(m['accuracy, 95% low'])}-"
+                                               f"{pct(m['accuracy, 95% high'])})",
+                "AUROC (95% interval)": f"{m['auroc']:.4f} ({m['auroc, 95% low']:.4f}-{m['auroc, 95% high']:.4f})",
+                "AP": f"{m['ap']:.4f}", "training": f"{m['training seconds']:,.0f} s"}
     for name, anchor in ANCHORS.items():
         target = "target" in name
         strong[name] = {"parameters": f"{'<= ' if target else ''}{anchor['parameters']:,}",
@@ -194,6 +202,9 @@ def readme_tables(results):
         tables["benchmark"] = text(benchmark_table(results["benchmark"], README_BENCHMARK_OMITS))
     if "fullsize" in results:
         tables["fullsize"] = text(fullsize_table(results))
+    if "matrix" in results:
+        import matrix
+        tables["matrix"] = text(matrix.table(results["matrix"]["rows"]))
     return tables
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 import cli
+import matrix
 import owngen
 import sections
 from evaluate import BOOTSTRAP_RESAMPLES, DEV_GENERATORS, ECE_BINS, ScoreStore
@@ -35,7 +36,7 @@ from training import SHIPPED_MODELS, train_or_load
 SECTION_KEYS = {        # section: the results.json keys it writes (kept from the last run when --only skips it)
     "audits": ("audit",), "cifake": ("cifake_test", "cifake_train"), "cifar100": ("cifar100",), "agiri": ("agiri",),
     "agiri_subset": ("agiri_subset",), "faces": ("faces",), "ddpm32": ("ddpm32",), "robustness": ("robustness",), "explanations": ("explanations",),
-    "generators": ("generators",), "benchmark": ("benchmark",), "fullsize": ("fullsize",)}
+    "generators": ("generators",), "benchmark": ("benchmark",), "fullsize": ("fullsize",), "matrix": ("matrix",)}
 
 
 def previous_blocks(path):
@@ -125,6 +126,7 @@ def main(argv=None):
     section("explanations", lambda: sections.explanations(report, folder["CIFAKE_dir"], *scored))
     section("fullsize", lambda: sections.fullsize(report, model_file(sections.FULL_SIZE_MODEL, args.sample),
                                                   train_sample_fullsize if args.sample else None))
+    section("matrix", lambda: matrix.section(report, out / "matrix.json"))
     if "cifake_test" in report.results:
         sections.transfer_summary(report)
         section("generators", lambda: sections.generators(report, sidecars, folder, *scored, out / "variants.json"))
@@ -152,14 +154,10 @@ def main(argv=None):
         print("rewrote the results tables of README.md")
 
 
-SAMPLE_IMAGE_SIZE = 32          # the sample run's backbone input: the pipeline, not the figures
-
-
 def train_sample_fullsize():
     """The full-size detector on the sample data, at a tiny input size (a smoke test of the pipeline)."""
-    from train import main as train_main
-    train_main(["--arch", "pretrained", "--dataset", "agiri", "--sample", "--image-size", str(SAMPLE_IMAGE_SIZE),
-                "--device", "cpu", "-mf", str(model_file(sections.FULL_SIZE_MODEL, sample=True))])
+    from train import train_sample_pretrained
+    train_sample_pretrained("agiri", model_file(sections.FULL_SIZE_MODEL, sample=True))
 
 
 if __name__ == "__main__":

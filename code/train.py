@@ -146,9 +146,19 @@ def train_pretrained(args, device):
     from project import model_file
     strong = read_sidecar(model_file("strong_model", args.sample)).get("validation", {})
     baseline = {"model": "strong_model", "validation AUROC": strong["auroc"]} if "auroc" in strong else None
-    train_and_save(replace(RECIPES["original"], name="pretrained", seed=args.seed or 0), "pretrained",
+    train_and_save(replace(RECIPES["pretrained"], seed=args.seed or 0), "pretrained",
                    {"backbone": args.backbone, "image_size": args.image_size, "finetune": args.finetune,
                     "baseline": baseline}, cifake_root(args.data, args.sample), path, device, args.sample)
+
+
+SAMPLE_IMAGE_SIZE = 32          # the sample data's backbone input: a smoke test of the pipeline, not of the figures
+
+
+def train_sample_pretrained(dataset, path):
+    """A pretrained-backbone detector on the sample data (`dataset` cifake or agiri) at SAMPLE_IMAGE_SIZE, saved to
+    `path`: what reproduce.py and matrix.py --sample train when the file is missing."""
+    main(["--arch", "pretrained", "--dataset", dataset, "--sample", "--image-size", str(SAMPLE_IMAGE_SIZE),
+          "--device", "cpu", "-mf", str(path)])
 
 
 if __name__ == "__main__":

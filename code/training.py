@@ -135,6 +135,9 @@ RECIPES.update({f"fast_{key}": replace(RECIPES["fast"], name=f"fast_{key}", **ch
 # circular shifts).
 RECIPES["general"] = replace(RECIPES["strong"], name="general", epochs=12, input="spectrum", test_flip=False,
                              test_shift=0)
+# The pretrained backbone's detectors (pretrained.fit_cifake) take only the seed, the validation split and the
+# training mix (train_fakes, balance) from a recipe; nothing here is a training hyper-parameter of theirs.
+RECIPES["pretrained"] = replace(RECIPES["original"], name="pretrained")
 
 
 @dataclass(frozen=True)
@@ -225,7 +228,15 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
     the train loss alone)."""
     if arch == "pretrained":                           # probes and fine-tunes chosen on validation (pretrained.py)
         from pretrained import fit_cifake
+        fakes_per_epoch = {}
+        if recipe.train_fakes != ("cifake",):         # a benchmark mix: one epoch's rows of the pool, as drawn
+            pool, source_of = training_pool(train_set, recipe, generator_dirs, device, progress)
+            rows = np.sort(epoch_rows(source_of, recipe, 1))
+            train_set, fakes = pool.subset(rows), source_of[rows]
+            fakes_per_epoch = dict(zip(recipe.train_fakes, np.bincount(fakes[fakes >= 0],
+                                                                       minlength=len(recipe.train_fakes)).tolist()))
         model, history = fit_cifake(train_set, val_set, **(arch_kwargs or {}), device=device, seed=recipe.seed)
+        history["fakes_per_epoch"] = fakes_per_epoch
         yardstick = estimated_seconds(RECIPES["strong"], "strong", len(train_set), device)
         history["sidecar"]["time"] = {"seconds": round(history["seconds"], 1), "ratio to strong": round(
             history["seconds"] / yardstick, 3), "strong recipe here (estimated from timed steps)": round(yardstick)}

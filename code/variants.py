@@ -35,7 +35,9 @@ import cli
 from classes import count_parameters, development_sets, family_of, generator_folders, load_agiri, load_cifake
 from evaluate import DEV_GENERATORS, generator_figures, score_at_threshold, score_dataset
 from imagefiles import PREPROCESSINGS
-from project import REPO_ROOT, ProjectError, config_path, dataset_dir, git_commit, machine_description, pick_device
+from checkpoints import read_sidecar
+from project import (REPO_ROOT, ProjectError, config_path, dataset_dir, git_commit, machine_description, model_file,
+                     pick_device)
 from owngen import MODELS as OWN_MODELS
 from pools import training_pool
 from training import RECIPES, SAMPLE_EPOCHS, split_train_val, train_model
@@ -113,7 +115,9 @@ LEAVE_OUT = {"fast balanced": ("fast", "cnn", "sources", 1.0, {}), "fast pooled"
              "strong balanced, 4 epochs": ("strong", "strong", "sources", 1.0,
                                            dict(epochs=4, test_flip=False, test_shift=0)),
              # ... and the generators the project trains itself (owngen.py) beside them
-             "fast balanced + own": ("fast", "cnn", "sources", 1.0, dict(own=tuple(OWN_MODELS)))}
+             "fast balanced + own": ("fast", "cnn", "sources", 1.0, dict(own=tuple(OWN_MODELS))),
+             # a linear probe on the frozen ImageNet backbone (PRETRAINED_PROBE), one epoch's balanced draw
+             "pretrained probe balanced": ("pretrained", "pretrained", "sources", 1.0, {})}
 # Generators the project trains itself instead (`--protocol own`): CIFAKE and own generators, every development
 # generator unseen. Each own generator alone asks whether a cheap GAN teaches GANs, a cheap flow flows.
 OWN = {f"CIFAKE + own {name}": ("fast", "cnn", "sources", 1.0, dict(own=(name,))) for name in OWN_MODELS}
@@ -123,6 +127,24 @@ SPECS = {**LEAVE_OUT, **OWN}
 # The floor (CIFAKE only: every generator unseen) and the ceiling (an oracle per generator: half of it in
 # training, balanced against CIFAKE's reals, scored on the other half).
 BOUNDS = {"floor": "fast", "oracle": "fast"}
+FLOORS = {"fast": ("fast", "cnn"), "pretrained probe": ("pretrained", "pretrained")}   # --protocol floor --only
+
+
+def arch_kwargs(arch, sample=False):
+    """A benchmark architecture's keywords: StrongCNN's widths; for the pretrained backbone a linear probe (the
+    frozen backbone) at the input size pretrained_model's validation chose for its probe, read from its sidecar."""
+    if arch == "strong":
+        return STRONG
+    if arch != "pretrained":
+        return {}
+    if sample and not model_file("pretrained_model", sample).is_file():
+        from train import train_sample_pretrained
+        train_sample_pretrained("cifake", model_file("pretrained_model", sample))
+    sidecar = read_sidecar(model_file("pretrained_model", sample))
+    if "image_size" not in sidecar:
+        raise ProjectError("the pretrained benchmark rows probe at pretrained_model's input size: train it first "
+                           "(python code/train.py --arch pretrained -mf pretrained_model)")
+    return {"image_size": sidecar["image_size"], "finetune": 0}
 PROTOCOLS = ("changes", "floor", "logo", "lofo", "oracle", "own")
 
 
@@ -159,12 +181,13 @@ def benchmark_plan(protocol, generators, seeds, variants=None):
 def run_benchmark(protocol, name, held_out, held, seed, data, device):
     """Train one benchmark run and score it on every development generator: a JSON-ready record. Asserts on file
     digests that no image of a held-out generator was in training."""
-    generators, arch = list(data["generator_dirs"]), SPECS[name][1] if name in SPECS else "cnn"
+    generators = list(data["generator_dirs"])
+    arch = SPECS[name][1] if name in SPECS else FLOORS[name][1] if protocol == "floor" else "cnn"
     if protocol == "oracle":
         recipe = replace(RECIPES[BOUNDS["oracle"]], seed=seed, train_fakes=(f"generator:{held_out}",),
                          balance="sources")
     elif protocol == "floor":
-        recipe = replace(RECIPES[BOUNDS["floor"]], seed=seed)
+        recipe = replace(RECIPES[FLOORS[name][0]], seed=seed)
     elif protocol == "own":
         recipe = leave_out_recipe(name, [], seed)
     else:
@@ -180,7 +203,7 @@ def run_benchmark(protocol, name, held_out, held, seed, data, device):
     if leaked:
         raise AssertionError(f"{name}: images of the held-out {', '.join(leaked)} are in its training set")
     started = time.perf_counter()
-    model, history = train_model(train, val, recipe, arch, STRONG if arch == "strong" else {}, device, progress=False,
+    model, history = train_model(train, val, recipe, arch, arch_kwargs(arch, data["sample"]), device, progress=False,
                                  generator_dirs=data["generator_dirs"])
     seconds = time.perf_counter() - started
     scores_of = lambda dataset: score_dataset(model, dataset, device)
@@ -207,8 +230,8 @@ def benchmark_table(runs):
         cells = pd.DataFrame([{"seed": run["seed"], "generator": g, "auroc": run["generators"][g]["auroc"]}
                               for run in group.to_dict(orient="records") for g in run["unseen"]])
         per_seed = cells.groupby(["seed", "generator"])["auroc"].mean().unstack()
-        label = {"floor": "CIFAKE only (floor)", "oracle": "oracle: half of it (ceiling)"}.get(
-            protocol, f"{protocol}: {name}")
+        bounds = {"floor": "CIFAKE only (floor)", "oracle": "oracle: half of it (ceiling)"}
+        label = bounds[protocol] if name == BOUNDS.get(protocol) else f"{protocol}: {name}"
         rows[label] = {"protocol": protocol, "variant": name, "seeds": int(group["seed"].nunique()),
                        **{f"{g} AUROC": float(per_seed[g].mean()) for g in per_seed},
                        "mean AUROC": float(per_seed.mean(axis=1).mean()),
@@ -349,7 +372,7 @@ def main(argv=None):
     parser.add_argument("--out", help="output JSON (default notes/results/variants.json, or the sample results folder)")
     args = cli.parse(parser, argv)
     known = VARIANTS if args.protocol == "changes" else LEAVE_OUT if args.protocol in ("logo", "lofo") else \
-        OWN if args.protocol == "own" else [BOUNDS[args.protocol]]
+        OWN if args.protocol == "own" else FLOORS if args.protocol == "floor" else [BOUNDS[args.protocol]]
     unknown = set(args.only or ()) - set(known)
     if unknown:
         raise ProjectError(f"unknown variant(s) {', '.join(sorted(unknown))} for --protocol {args.protocol}: choose "

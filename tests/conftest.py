@@ -54,7 +54,8 @@ def sample_model(sample_root, tmp_path_factory, device):
 
 
 PAPER_LEAVE_OUT = ("fast balanced", "fast pooled", "fast balanced, no CIFAKE", "fast balanced, CIFAKE x1/2",
-                   "fast_spectrum balanced", "strong balanced, 4 epochs", "fast balanced + own")  # all the paper reads
+                   "fast_spectrum balanced", "strong balanced, 4 epochs", "fast balanced + own",
+                   "pretrained probe balanced")                                            # all the paper reads
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +69,8 @@ def sample_results(sample_root, tmp_path_factory):
                           ("variants.py", "--sample", "--seeds", "1", "--out", variants),       # every other variant
                           *(("variants.py", "--sample", "--seeds", "1", "--protocol", protocol, "--out", variants,
                              *(["--only", *PAPER_LEAVE_OUT] if protocol == "logo" else
-                               ["--only", "fast balanced", "fast pooled"] if protocol == "lofo" else []))
+                               ["--only", "fast balanced", "fast pooled"] if protocol == "lofo" else
+                               ["--only", "fast", "pretrained probe"] if protocol == "floor" else []))
                             for protocol in ("floor", "logo", "lofo", "oracle", "own")),
                           ("zeroshot.py", "--sample", "--seeds", "1", "--out", variants),
                           ("reproduce.py", "--sample", "--out", str(out)),

@@ -226,18 +226,36 @@ def test_the_full_size_notice_quotes_the_card(tmp_path):
     assert "does not describe" in full_size_notice(table, "other_model", card)
 
 
-def test_train_pretrained_probe_on_sample_cifake(sample_root, tmp_path):
-    path = tmp_path / "probe.pth"
-    result = run(["train.py", "--arch", "pretrained", "--sample", "--image-size", "32", "--device", "cpu",
-                  "-mf", str(path)])
+def test_train_pretrained_on_sample_cifake_chooses_on_validation_and_applies_the_rule(sample_root, tmp_path):
+    path = tmp_path / "pretrained.pth"
+    result = run(["train.py", "--arch", "pretrained", "--sample", "--device", "cpu", "-mf", str(path)])
     assert result.returncode == 0, result.stderr[-2000:]
     sidecar = json.loads(path.with_suffix(".json").read_text())
-    assert sidecar["arch"] == "pretrained" and sidecar["taps"] == list(bb.TAPS)
+    sizes, blocks = pretrained.CIFAKE_SIZES, pretrained.CIFAKE_FINETUNE["blocks"]
+    assert len(sidecar["choices"]) == len(sizes) + len(blocks) and sidecar["choice"] in sidecar["choices"]
+    best = max(sidecar["choices"], key=lambda name: sidecar["choices"][name]["validation AUROC"])
+    assert sidecar["choices"][best]["validation AUROC"] == sidecar["choices"][sidecar["choice"]]["validation AUROC"]
     assert sidecar["validation"]["auroc"] > 0.9                             # the sample's fakes are easy
+    assert sidecar["image_size"] in sizes and sidecar["finetune"] in (0, *blocks)
+    strong_file = sample_root / "models" / "strong_model.json"            # the bar, when the sample has one
+    strong = json.loads(strong_file.read_text()) if strong_file.is_file() else None
+    baseline = sidecar["baseline"]
+    assert sidecar["ships"] == (baseline is not None and sidecar["choices"][sidecar["choice"]]["validation AUROC"]
+                                > baseline["validation AUROC"])
+    if strong is not None:
+        assert baseline["validation AUROC"] == strong["validation"]["auroc"]
+    time = sidecar["time"]
+    assert time["ratio to strong"] == pytest.approx(time["seconds"] / time["strong recipe here (estimated from timed "
+                                                                          "steps)"], rel=0.01)
     tested = run(["test.py", "--sample", "-mf", str(path), "-thr", "val"])
     assert tested.returncode == 0 and "ROC AUC" in tested.stdout
-    refused = run(["train.py", "--arch", "pretrained", "--sample", "--finetune", "1"])
-    assert refused.returncode == 1 and "Traceback" not in refused.stderr and "--finetune" in refused.stderr
+    fixed = tmp_path / "fixed.pth"
+    result = run(["train.py", "--arch", "pretrained", "--sample", "--image-size", "32", "--finetune", "0",
+                  "--device", "cpu", "-mf", str(fixed)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list(json.loads(fixed.with_suffix(".json").read_text())["choices"]) == ["probe, 32 px"]
+    refused = run(["train.py", "--arch", "pretrained", "--sample", "--finetune", "7"])
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr and "0 to 4 blocks" in refused.stderr
 
 
 def test_the_forward_pass_gives_what_the_cached_features_give():

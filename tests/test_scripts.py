@@ -400,7 +400,8 @@ def test_reproduce_tables_the_benchmark_per_unseen_generator(sample_results):
     import variants
     import zeroshot
     no_fakes = {f"zeroshot: {model}, {kind}" for model in zeroshot.MODELS.values() for kind in zeroshot.SCORES}
-    assert set(rows) == {"CIFAKE only (floor)", *(f"logo: {v}" for v in PAPER_LEAVE_OUT), "lofo: fast balanced",
+    assert set(rows) == {"CIFAKE only (floor)", "floor: pretrained probe", *(f"logo: {v}" for v in PAPER_LEAVE_OUT),
+                         "lofo: fast balanced",
                          "lofo: fast pooled", "oracle: half of it (ceiling)", "strong_model (shipped)",
                          *(f"own: {v}" for v in variants.OWN), *no_fakes}
     runs = [r for r in json.loads((sample_results / "variants.json").read_text())["runs"] if "benchmark" in r]
@@ -410,6 +411,12 @@ def test_reproduce_tables_the_benchmark_per_unseen_generator(sample_results):
         assert run["unseen"] == [run["held_out"]] and not any(run["held_out"] in s for s in run["train_fakes"])
         shares = run["fake shares"]
         assert len(shares) == 6 and max(shares.values()) - min(shares.values()) <= 1       # equal shares
+    probe = [r for r in runs if r["variant"] == "pretrained probe balanced"]
+    assert sorted(r["held_out"] for r in probe) == sorted(generators) and {r["arch"] for r in probe} == {"pretrained"}
+    for run in probe:                                      # the frozen backbone, the same leave-one-out draw
+        assert run["unseen"] == [run["held_out"]] and not any(run["held_out"] in s for s in run["train_fakes"])
+        assert max(run["fake shares"].values()) - min(run["fake shares"].values()) <= 1
+    assert "logo: pretrained probe balanced" in bench["decision"]["gains"]      # under GENERAL_RULE, as written
     glow = next(r for r in logo if r["held_out"] == "glow")
     assert rows["logo: fast balanced"]["glow AUROC"] == pytest.approx(glow["generators"]["glow"]["auroc"])
     assert rows["logo: fast balanced"]["mean AUROC"] == pytest.approx(np.mean([

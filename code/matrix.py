@@ -1,0 +1,319 @@
+"""The transfer matrix: what a detector learns from each training set, with and without a pretrained backbone, and
+where it carries over.
+
+    python code/matrix.py                    # every row, scored on every column -> notes/results/matrix.json
+    python code/matrix.py --sample           # the pipeline on the sample data (tiny models) -> data/sample/results/
+
+Rows are {StrongCNN from scratch at 32 px, the ImageNet-pretrained backbone} x {trained on CIFAKE, on the AGIRI
+subset's training folds, on both}. "Both" is the AGIRI training folds and as many CIFAKE training images again (a
+seeded, class-stratified draw), so that neither set outweighs the other. The CIFAKE rows are the models trained for
+that set (strong_model, pretrained_model) and the pretrained AGIRI row is agiri_model; the rest are trained here,
+once per seed: SEEDS where one run costs under SEEDED_UNDER seconds, else one. The AGIRI held-out fold is the one
+agiri_model's sidecar names; nothing is chosen on it or on any other column.
+
+Every row is scored on the same images: EVAL_PER_CLASS drawn per class (seed 0) from each scoring set, since a
+224 px model reads only about 40 images a second on a CPU. reproduce.py turns matrix.json into the table and figure.
+"""
+import hashlib
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+import cli
+import figures
+from checkpoints import load_model, read_sidecar
+from classes import FAKE, REAL, development_sets, load_agiri, load_cifake, load_cifar100
+from evaluate import dataset_logits, figures_with_intervals, probability, rank_auroc, temperature_of
+from project import (REPO_ROOT, ProjectError, atomic_write_bytes, cifake_root, config_path, dataset_dir, git_commit,
+                     machine_description, model_file, pick_device, shown)
+from splits import split_train_val
+from training import RECIPES, SAMPLE_EPOCHS, train_model
+
+EVAL_PER_CLASS = 1000               # images per class drawn from each scoring set (all of a smaller class)
+SEEDS, SEEDED_UNDER = (0, 1, 2), 300   # three seeds for rows whose run costs under 300 s, else seed 0 alone
+BACKBONES = ("scratch", "pretrained")
+TRAINING_SETS = ("CIFAKE", "AGIRI", "both")
+SHIPPED_ROWS = {("scratch", "CIFAKE"): "strong_model", ("pretrained", "CIFAKE"): "pretrained_model",
+                ("pretrained", "AGIRI"): "agiri_model"}
+SCRATCH = dict(arch="strong", recipe="strong")  # the scratch rows' network and recipe (strong_model's)
+COLUMNS = {  # column: (scoring set, what is measured)
+    "CIFAKE test AUROC": ("cifake", "auroc"), "AGIRI held-out AUROC": ("agiri", "auroc"),
+    "AGIRI held-out AUROC, JPEG fakes": ("agiri jpeg", "auroc"), "faces AUROC": ("faces", "auroc"),
+    "DDPM-32 AUROC": ("ddpm-cifar10-32", "auroc"), "CIFAR-100 share called real": ("cifar100", "called real"),
+    "six generators' mean AUROC": ("generators", "auroc")}
+IN_DOMAIN = {"CIFAKE": ("CIFAKE test AUROC",), "AGIRI": ("AGIRI held-out AUROC", "AGIRI held-out AUROC, JPEG fakes")}
+IN_DOMAIN["both"] = IN_DOMAIN["CIFAKE"] + IN_DOMAIN["AGIRI"]
+
+
+def draw(dataset, per_class=EVAL_PER_CLASS, seed=0):
+    """A seeded draw of up to `per_class` images of each label, in file order."""
+    rng, labels = np.random.default_rng(seed), dataset.labels.numpy()
+    keep = [rng.permutation(np.flatnonzero(labels == label))[:per_class] for label in (REAL, FAKE)]
+    return dataset.subset(np.sort(np.concatenate(keep)))
+
+
+def agiri_fold(root, sidecar, preprocess):
+    """(training folds, held-out fold, each held-out file's format) of the AGIRI subset, as agiri_model's sidecar
+    split it, decoded at 32 px ("resize") or full size ("full")."""
+    import audit
+    data = load_agiri(root, preprocess=preprocess, verbose=False, name="AGIRI subset")
+    held = set(sidecar["held_out"]["files"])
+    missing = held - set(data.sources)
+    if missing:
+        raise ProjectError(f"{len(missing)} held-out files of agiri_model are not in {shown(root)} (first: "
+                           f"{sorted(missing)[0]}): give the folder it was trained on")
+    is_held = np.array([source in held for source in data.sources])
+    formats = np.array([f.get("format") for f in audit.facts_of([str(root / s) for s in data.sources])])
+    return data.subset(~is_held), data.subset(is_held), formats[is_held]
+
+
+def scoring_sets(sample, agiri_sidecar):
+    """{name: {"resize": ImageSet at 32 px, "full": the same images at full size}} for every column's scoring set,
+    and the AGIRI subset's training folds in both decodings."""
+    cifake = load_cifake(cifake_root(sample=sample), "test", verbose=False)
+    cifake_reals = draw(cifake.subset(cifake.labels == REAL))
+    fakes, _ = development_sets(cifake_root(sample=sample), dataset_dir("ddpm32_dir", sample),
+                                dataset_dir("generators32_dir", sample))
+    sets = {"cifake": draw(cifake), "cifar100": draw(load_cifar100(dataset_dir("CIFAR100_dir", sample), verbose=False))}
+    sets.update({name: draw(generated).join(cifake_reals, name) for name, generated in fakes.items()})
+    sets = {name: {"resize": data, "full": data} for name, data in sets.items()}
+    folds = {}
+    for preprocess in ("resize", "full"):
+        train, held, formats = agiri_fold(dataset_dir("agiri_subset_dir", sample), agiri_sidecar, preprocess)
+        keep = (held.labels.numpy() == REAL) | (formats == "JPEG")
+        folds[preprocess] = train
+        sets.setdefault("agiri", {})[preprocess] = held
+        sets.setdefault("agiri jpeg", {})[preprocess] = held.subset(keep)
+        sets.setdefault("faces", {})[preprocess] = draw(load_agiri(dataset_dir("faces_dir", sample), preprocess,
+                                                                   verbose=False, name="faces"))
+    return sets, folds, list(fakes)
+
+
+def cifake_draw(n, seed, sample):
+    """n CIFAKE training images, class-stratified and seeded: the CIFAKE half of "both"."""
+    data = load_cifake(cifake_root(sample=sample), "train", verbose=False)
+    return draw(data, per_class=n // 2, seed=seed + 1)
+
+
+def upsampled(data, side):
+    """An ImageSet at side x side (bilinear, rounded to uint8), so that 32 px images can join full-size ones. Its
+    digests are the files' with a fixed bit pattern XORed in: the feature cache must not take these pixels for the
+    files' own."""
+    if data.images.shape[-1] == side:
+        return data
+    images = F.interpolate(data.images.float(), size=(side, side), mode="bilinear", align_corners=False)
+    return replace(data, images=images.round().clamp(0, 255).to(torch.uint8),
+                   digests=data.digests ^ np.uint64(0x5A5A5A5A5A5A5A5A))
+
+
+def train_scratch(train_set, seed, sample, device):
+    """StrongCNN with the strong recipe (SAMPLE_EPOCHS on the sample data), its threshold and temperature from a
+    validation split of its own training set."""
+    recipe = RECIPES[SCRATCH["recipe"]]
+    recipe = replace(recipe, seed=seed, epochs=min(recipe.epochs, SAMPLE_EPOCHS) if sample else recipe.epochs)
+    fit, val = split_train_val(train_set, recipe.val_fraction, seed)
+    model, history = train_model(fit, val, recipe, SCRATCH["arch"], device=device, progress=False)
+    return model, history["threshold"]
+
+
+def train_pretrained_both(train_set, agiri_sidecar, seed, device):
+    """The pretrained backbone trained on `train_set` (full-size images) with the option agiri_model's
+    cross-validation chose, its threshold and temperature from a validation split of `train_set`."""
+    import pretrained
+    from backbone import build_backbone
+    from evaluate import calibration_figures
+    option = next(o for o in pretrained.choices() if o.name == agiri_sidecar["choice"])
+    size = agiri_sidecar["image_size"]
+    fit, val = split_train_val(train_set, 0.1, seed)
+    features = pretrained.Features(build_backbone(agiri_sidecar["backbone"]), fit, size, device, seed)
+    index = np.arange(len(fit))
+    if option.finetune:
+        fronts, y = features.augmented(index, option.augment, option.finetune)
+        model = pretrained.finetune_model(agiri_sidecar["backbone"], size, fronts, y, seed, blocks=option.finetune)
+    else:
+        pooled, y = features.augmented(index, option.augment)
+        taps = pretrained.FEATURE_SETS[option.features]
+        model = pretrained.probe_model(agiri_sidecar["backbone"], size, taps,
+                                       pretrained.fit_probe(pooled, y, taps, option.C, seed))
+    calibrated = calibration_figures(val.labels.numpy(), row_logits(model, val, device))
+    model.temperature = calibrated["temperature"]
+    return model, calibrated["threshold"]
+
+
+def row_logits(model, data, device):
+    """A model's logits on an ImageSet: a pretrained detector through the feature cache (the packaged backbone's
+    frozen part, as pretrained.transfer_figures reads it), any other network directly."""
+    if getattr(model, "config", {}).get("arch") != "pretrained":
+        return dataset_logits(model, data, device)
+    import pretrained
+    from backbone import build_backbone
+    if data.digests is None:                           # CIFAR-100's pickle rows: key the cache by the pixels
+        data = replace(data, digests=np.array([int.from_bytes(hashlib.blake2b(image.numpy().tobytes(), digest_size=8)
+                                                              .digest(), "little") for image in data.images], np.uint64))
+    features = pretrained.Features(build_backbone(model.backbone.name), data, model.image_size, device)
+    index = np.arange(len(data))
+    if model.finetune:
+        return pretrained.logits_from(model, fronts=features.clean(index, model.finetune))
+    return pretrained.logits_from(model, pooled=features.clean(index))
+
+
+def score_row(model, threshold, sets, generators, device):
+    """{column: figure} of one model on every scoring set (pretrained models read full-size images)."""
+    decoding = "full" if getattr(model, "config", {}).get("arch") == "pretrained" else "resize"
+    figures = {}
+    for name, decoded in sets.items():
+        data = decoded[decoding]
+        scores = probability(row_logits(model, data, device), temperature_of(model))
+        labels = data.labels.numpy()
+        figures[name] = {"auroc": float(rank_auroc(labels, scores)) if len(np.unique(labels)) == 2 else None,
+                         "called real": float((scores >= threshold).mean()), "n": len(data)}
+    figures["generators"] = {"auroc": float(np.mean([figures[g]["auroc"] for g in generators]))}
+    return {column: figures[where][what] for column, (where, what) in COLUMNS.items()}
+
+
+def make_sample_models(paths):
+    """On the sample data, the shipped models the matrix reads, trained (tiny) where missing."""
+    from train import train_sample_pretrained
+    from training import train_or_load
+    train_or_load(SHIPPED_ROWS["scratch", "CIFAKE"], sample=True)
+    for dataset, row in (("cifake", ("pretrained", "CIFAKE")), ("agiri", ("pretrained", "AGIRI"))):
+        if not paths[row].is_file():
+            train_sample_pretrained(dataset, paths[row])
+
+
+def cifake_test_figures(paths, sample, device):
+    """The CIFAKE-trained shipped models on all of CIFAKE's test split, at their validation thresholds, with 95%
+    intervals: pretrained_model beside strong_model (and the published anchors, in the README)."""
+    test = load_cifake(cifake_root(sample=sample), "test", verbose=False)
+    figures = {}
+    for backbone in BACKBONES:
+        path = paths[backbone, "CIFAKE"]
+        model, _ = load_model(path, device)
+        sidecar = read_sidecar(path)
+        scores = probability(row_logits(model, test, device), temperature_of(model))
+        figures[path.stem] = {**figures_with_intervals(test.labels.numpy(), scores, sidecar["threshold"]),
+                              "validation AUROC": sidecar["validation"]["auroc"],
+                              "choice": sidecar.get("choice", sidecar.get("recipe")),
+                              "ships": sidecar.get("ships", True), "training seconds": sidecar["wall_seconds"],
+                              "parameters": sidecar["parameters"],
+                              "trained parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                              "time": sidecar.get("time")}
+    return figures
+
+
+def summary(result):
+    """{row label: the row's backbone, training set, seeds, each column's mean over seeds and its sd (None with one
+    seed), the model and training seconds}."""
+    rows = {}
+    for (backbone, trained_on), group in pd.DataFrame(result["runs"]).groupby(["backbone", "trained on"],
+                                                                              sort=False):
+        n = len(group)
+        rows[f"{backbone}, trained on {trained_on}"] = {
+            "backbone": backbone, "trained on": trained_on, "seeds": n,
+            "model": group.iloc[0]["model"] if n == 1 else f"trained by matrix.py, {n} seeds",
+            **{column: float(group[column].mean()) for column in COLUMNS},
+            **{f"{column} sd": float(group[column].std(ddof=1)) if n > 1 else None for column in COLUMNS},
+            "training seconds": float(group["training seconds"].mean())}
+    return rows
+
+
+def table(rows, bold="**"):
+    """The matrix as strings: each cell the mean, ± the sd over seeds where there are several; in-domain cells
+    (trained on that set's own training data) between `bold` marks."""
+    def cell(row, column):
+        text = f"{row[column]:.3f}" + (f" ± {row[column + ' sd']:.3f}" if row["seeds"] > 1 else "")
+        return f"{bold}{text}{bold}" if column in IN_DOMAIN[row["trained on"]] else text
+    return pd.DataFrame({label: {"seeds": str(row["seeds"]), **{column: cell(row, column) for column in COLUMNS}}
+                         for label, row in rows.items()}).T
+
+
+def section(report, path):
+    """The reproduction report's matrix section, from matrix.json: the table, the figure, and the CIFAKE-trained
+    models on all of CIFAKE's test split. results.json "matrix"."""
+    if not path.is_file():
+        raise ProjectError(f"{path.name} not found: run python code/matrix.py")
+    result = json.loads(path.read_text())
+    rows = summary(result)
+    report.results["matrix"] = {**{k: v for k, v in result.items() if k != "runs"}, "rows": rows}
+    report.text("## The transfer matrix: training data x backbone",
+                f"Each row trained on one set and scored on every column (`python code/matrix.py`, commit "
+                f"{result['git_commit']}); in-domain cells in bold; ± the sd over seeds where there are several. "
+                f"Each scoring set is a seeded draw of up to {result['eval per class']:,} images per class; "
+                f"'both' is the AGIRI training folds ({result['n AGIRI training folds']:,} images) and as many "
+                f"CIFAKE training images.")
+    report.text(table(rows).to_markdown())
+    values = pd.DataFrame({label: {column: row[column] for column in COLUMNS} for label, row in rows.items()}).T
+    report.figure(figures.matrix_heatmap(values, {label: IN_DOMAIN[row["trained on"]] for label, row in rows.items()}),
+                  "matrix.png", "the transfer matrix")
+    report.text("The CIFAKE-trained models on all of CIFAKE's test split (threshold from validation; 95% intervals):")
+    report.table(pd.DataFrame(result["cifake test"]).T[["choice", "validation AUROC", "accuracy", "accuracy, 95% low",
+                                                        "accuracy, 95% high", "auroc", "auroc, 95% low",
+                                                        "auroc, 95% high", "ships"]])
+
+
+def main(argv=None):
+    parser = cli.parser(__doc__)
+    parser.add_argument("--out", help="the results file (default notes/results/matrix.json; data/sample/results/ "
+                                      "with --sample)")
+    args = cli.parse(parser, argv)
+    device, started = pick_device(args.device), time.perf_counter()
+    out = Path(args.out) if args.out else (config_path("sample_dir") / "results" if args.sample else
+                                           REPO_ROOT / "notes" / "results") / "matrix.json"
+    paths = {row: model_file(name, args.sample) for row, name in SHIPPED_ROWS.items()}
+    if args.sample:
+        make_sample_models(paths)
+    missing = [shown(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise ProjectError(f"the matrix scores shipped models; missing {', '.join(missing)}: train them (README, "
+                           f"'Train the models')")
+    agiri_sidecar = read_sidecar(paths["pretrained", "AGIRI"])
+    sets, folds, generators = scoring_sets(args.sample, agiri_sidecar)
+    runs = []
+    for backbone in BACKBONES:
+        for trained_on in TRAINING_SETS:
+            row = (backbone, trained_on)
+            for seed in SEEDS:
+                began = time.perf_counter()
+                if row in paths:
+                    model, _ = load_model(paths[row], device)
+                    sidecar = read_sidecar(paths[row])
+                    threshold, seconds, source = sidecar["threshold"], sidecar["wall_seconds"], paths[row].name
+                else:
+                    decoding = "full" if backbone == "pretrained" else "resize"
+                    train_set = folds[decoding]
+                    if trained_on == "both":
+                        extra = upsampled(cifake_draw(len(train_set), seed, args.sample), train_set.images.shape[-1])
+                        train_set = train_set.join(extra, "both")
+                    model, threshold = (train_pretrained_both(train_set, agiri_sidecar, seed, device)
+                                        if backbone == "pretrained" else
+                                        train_scratch(train_set, seed, args.sample, device))
+                    seconds, source = time.perf_counter() - began, "trained by matrix.py"
+                figures = score_row(model, threshold, sets, generators, device)
+                runs.append({"backbone": backbone, "trained on": trained_on, "seed": seed, "model": source,
+                             "training seconds": round(seconds, 1), "threshold": float(threshold), **figures})
+                print(f"{backbone} x {trained_on}, seed {seed}: " + ", ".join(
+                    f"{k} {v:.4f}" for k, v in figures.items() if v is not None))
+                if row in paths or seconds >= SEEDED_UNDER:
+                    break                                  # one run: shipped, or too dear for three
+    result = {"runs": runs, "cifake test": cifake_test_figures(paths, args.sample, device), "columns": list(COLUMNS), "in-domain": IN_DOMAIN, "seeds": list(SEEDS),
+              "seeded under seconds": SEEDED_UNDER, "eval per class": EVAL_PER_CLASS,
+              "scoring sets": {name: {"n_real": int((d["resize"].labels == REAL).sum()),
+                                      "n_fake": int((d["resize"].labels == FAKE).sum())} for name, d in sets.items()},
+              "n AGIRI training folds": len(folds["full"]), "sample_data": args.sample, "git_commit": git_commit(),
+              "device": machine_description(device), "torch": torch.__version__,
+              "wall_seconds": round(time.perf_counter() - started, 1)}
+    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+    print(f"wrote {shown(out)} ({len(runs)} runs, {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    cli.run(main)

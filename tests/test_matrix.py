@@ -1,0 +1,81 @@
+"""The transfer matrix (code/matrix.py) on the sample data: every cell comes from a recorded run, the table and the
+figure from the cells, and tiny CIFAKE- and AGIRI-trained models fill their rows."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import matrix
+from publish import readme_tables
+from reporting import Report
+
+
+@pytest.fixture(scope="module")
+def sample_matrix(sample_root, tmp_path_factory):
+    """matrix.py --sample with two seeds for the rows trained here (each costs seconds on the sample)."""
+    out = tmp_path_factory.mktemp("matrix") / "matrix.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(matrix, "SEEDS", (0, 1))
+        matrix.main(["--sample", "--device", "cpu", "--out", str(out)])
+    return out, json.loads(out.read_text())
+
+
+def test_every_row_is_trained_or_loaded_and_scored_on_every_column(sample_matrix):
+    _, result = sample_matrix
+    runs = pd.DataFrame(result["runs"])
+    for backbone in matrix.BACKBONES:
+        for trained_on in matrix.TRAINING_SETS:
+            row = runs[(runs["backbone"] == backbone) & (runs["trained on"] == trained_on)]
+            shipped = matrix.SHIPPED_ROWS.get((backbone, trained_on))
+            if shipped:                       # a shipped model: one run, the model file named
+                assert len(row) == 1 and row.iloc[0]["model"] == f"{shipped}.pth"
+            else:                             # trained here, once per seed (each run is cheap on the sample)
+                assert sorted(row["seed"]) == [0, 1] and set(row["model"]) == {"trained by matrix.py"}
+            for column in matrix.COLUMNS:     # a CIFAKE-trained and an AGIRI-trained model fill their rows
+                assert row[column].between(0, 1).all(), (backbone, trained_on, column)
+    held = json.loads((matrix.model_file("agiri_model", True)).with_suffix(".json").read_text())["held_out"]["files"]
+    sets = result["scoring sets"]
+    assert sets["agiri"]["n_real"] + sets["agiri"]["n_fake"] == len(held)        # agiri_model's own held-out fold
+    assert sets["cifar100"]["n_fake"] == 0 and sets["cifake"]["n_fake"] > 0
+    assert {"strong_model", "pretrained_model"} == set(result["cifake test"])
+
+
+def test_the_cells_table_and_figure_come_from_the_runs(sample_matrix, tmp_path):
+    path, result = sample_matrix
+    rows = matrix.summary(result)
+    runs = pd.DataFrame(result["runs"])
+    for label, row in rows.items():
+        mine = runs[(runs["backbone"] == row["backbone"]) & (runs["trained on"] == row["trained on"])]
+        for column in matrix.COLUMNS:
+            assert row[column] == pytest.approx(mine[column].mean())
+            assert (row[f"{column} sd"] is None) == (len(mine) == 1)
+    text = matrix.table(rows)
+    trained_here = "scratch, trained on AGIRI"
+    cell = text.loc[trained_here, "AGIRI held-out AUROC"]
+    mean, sd = rows[trained_here]["AGIRI held-out AUROC"], rows[trained_here]["AGIRI held-out AUROC sd"]
+    assert cell == f"**{mean:.3f} ± {sd:.3f}**"                                 # in-domain, two seeds
+    assert "±" not in text.loc["scratch, trained on CIFAKE", "CIFAKE test AUROC"]   # one seed: no spread claimed
+    assert not text.loc["scratch, trained on CIFAKE", "AGIRI held-out AUROC"].startswith("**")
+    report = Report(tmp_path, "")
+    matrix.section(report, path)
+    assert (tmp_path / "matrix.png").stat().st_size > 10_000
+    assert report.results["matrix"]["rows"] == rows
+    markdown = readme_tables({"cifake_test": {"models": {}}, "matrix": report.results["matrix"]})["matrix"]
+    assert all(label in markdown for label in rows) and cell in markdown
+
+
+def test_upsampled_images_get_their_own_cache_keys(sample_root):
+    from classes import load_cifake
+    data = load_cifake(sample_root / "CIFAKE", "test", verbose=False).subset(np.arange(4))
+    big = matrix.upsampled(data, 64)
+    assert big.images.shape[-2:] == (64, 64) and big.images.dtype == data.images.dtype
+    assert not np.isin(big.digests, data.digests).any()
+    assert matrix.upsampled(big, 64) is big
+
+
+def test_a_missing_shipped_model_is_refused_in_one_line(tmp_path, monkeypatch):
+    from project import ProjectError
+    monkeypatch.setattr(matrix, "model_file", lambda name, sample=False: tmp_path / f"{name}.pth")
+    with pytest.raises(ProjectError, match="missing .*strong_model.pth"):
+        matrix.main(["--device", "cpu", "--out", str(tmp_path / "m.json")])
