@@ -14,7 +14,6 @@ agiri_model's sidecar names; nothing is chosen on it or on any other column.
 Every row is scored on the same images: EVAL_PER_CLASS drawn per class (seed 0) from each scoring set, since a
 224 px model reads only about 40 images a second on a CPU. reproduce.py turns matrix.json into the table and figure.
 """
-import hashlib
 import json
 import sys
 import time
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 
 import cli
 import figures
+import pretrained
 from checkpoints import load_model, read_sidecar
 from classes import FAKE, REAL, development_sets, load_agiri, load_cifake, load_cifar100
 from evaluate import dataset_logits, figures_with_intervals, probability, rank_auroc, temperature_of
@@ -128,7 +128,6 @@ def train_scratch(train_set, seed, sample, device):
 def train_pretrained_both(train_set, agiri_sidecar, seed, device):
     """The pretrained backbone trained on `train_set` (full-size images) with the option agiri_model's
     cross-validation chose, its threshold and temperature from a validation split of `train_set`."""
-    import pretrained
     from backbone import build_backbone
     from evaluate import calibration_figures
     option = next(o for o in pretrained.choices() if o.name == agiri_sidecar["choice"])
@@ -150,20 +149,10 @@ def train_pretrained_both(train_set, agiri_sidecar, seed, device):
 
 
 def row_logits(model, data, device):
-    """A model's logits on an ImageSet: a pretrained detector through the feature cache (the packaged backbone's
-    frozen part, as pretrained.transfer_figures reads it), any other network directly."""
-    if getattr(model, "config", {}).get("arch") != "pretrained":
-        return dataset_logits(model, data, device)
-    import pretrained
-    from backbone import build_backbone
-    if data.digests is None:                           # CIFAR-100's pickle rows: key the cache by the pixels
-        data = replace(data, digests=np.array([int.from_bytes(hashlib.blake2b(image.numpy().tobytes(), digest_size=8)
-                                                              .digest(), "little") for image in data.images], np.uint64))
-    features = pretrained.Features(build_backbone(model.backbone.name), data, model.image_size, device)
-    index = np.arange(len(data))
-    if model.finetune:
-        return pretrained.logits_from(model, fronts=features.clean(index, model.finetune))
-    return pretrained.logits_from(model, pooled=features.clean(index))
+    """A model's logits on an ImageSet: a pretrained detector through the feature cache, any other network directly."""
+    if getattr(model, "config", {}).get("arch") == "pretrained":
+        return pretrained.cached_logits(model, data, device)
+    return dataset_logits(model, data, device)
 
 
 def score_row(model, threshold, sets, generators, device):

@@ -15,8 +15,9 @@ The AGIRI detector is validated in this order, so that nothing is chosen on the 
 Every training image is re-encoded as JPEG at a random quality in each of its AUGMENT_COPIES copies (the
 frozen-backbone form of "a new augmentation each epoch"), so the PNG/JPEG difference cannot be learnt.
 """
+import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -295,7 +296,7 @@ def fit_agiri(root, faces_root=None, cifake_root=None, ddpm32_root=None, backbon
     info["ships"] = bool(auroc_jpeg >= SHIP_AT_LEAST)
     print(f"held-out fold: AUROC {info['held-out']['all fakes']['auroc']:.4f} (all fakes), {auroc_jpeg:.4f} (JPEG "
           f"fakes alone); {'ships' if info['ships'] else 'does not ship'} by the rule (at least {SHIP_AT_LEAST})")
-    info["transfer"] = transfer_figures(model, faces_root, cifake_root, ddpm32_root, image_size, device)
+    info["transfer"] = transfer_figures(model, faces_root, cifake_root, ddpm32_root, device)
     info["wall_seconds"] = round(time.perf_counter() - started, 1)
     if save is not None:
         save(model, threshold, info)
@@ -345,6 +346,19 @@ def load_held_out(sidecar, root):
     return held, np.array([f.get("format") for f in audit.facts_of([str(root / s) for s in held.sources])])
 
 
+def cached_logits(model, data, device="cpu"):
+    """A PretrainedDetector's logits on an ImageSet through the feature cache (the packaged backbone's frozen part,
+    as transfer_figures reads it): what its forward pass gives, computed once per image and setting. Images without
+    file digests (CIFAR-100's pickle rows) are keyed by their pixels."""
+    if data.digests is None:
+        data = replace(data, digests=np.array([int.from_bytes(hashlib.blake2b(image.numpy().tobytes(), digest_size=8)
+                                                              .digest(), "little") for image in data.images], np.uint64))
+    features, index = Features(build_backbone(model.backbone.name), data, model.image_size, device), np.arange(len(data))
+    if model.finetune:
+        return logits_from(model, fronts=features.clean(index, model.finetune))
+    return logits_from(model, pooled=features.clean(index))
+
+
 @torch.inference_mode()
 def model_logits(model, images, batch_size=32):
     """Logits of uint8 images straight through the model (no cache)."""
@@ -352,11 +366,10 @@ def model_logits(model, images, batch_size=32):
                            for i in range(0, len(images), batch_size)]) if len(images) else np.zeros(0)
 
 
-def transfer_figures(model, faces_root, cifake_root, ddpm32_root, image_size, device="cpu"):
+def transfer_figures(model, faces_root, cifake_root, ddpm32_root, device="cpu"):
     """AUROC and AP of the model on sets it never trained on: DDPM faces vs CelebA-HQ (256 px) and DDPM-32 vs
     CIFAKE's test reals (32 px, upsampled); features through the cache, computed by the packaged backbone (the
     frozen part, which fine-tuning leaves as it is). {} for a set that is not there."""
-    packaged = build_backbone(model.backbone.name)
     sets = {}
     if faces_root is not None and faces_root.is_dir():
         sets["faces"] = load_agiri(faces_root, preprocess="full", name="faces")
@@ -365,11 +378,7 @@ def transfer_figures(model, faces_root, cifake_root, ddpm32_root, image_size, de
         sets["DDPM-32"] = load_fakes(ddpm32_root, "DDPM-32").join(reals.subset(reals.labels == REAL), "DDPM-32")
     result = {}
     for name, data in sets.items():
-        index = np.arange(len(data))
-        feats = Features(packaged, data, image_size, device)
-        pooled = None if model.finetune else feats.clean(index)
-        fronts = feats.clean(index, model.finetune) if model.finetune else None
-        logits = logits_from(model, pooled, fronts)
+        logits = cached_logits(model, data, device)
         labels = data.labels.numpy()
         result[name] = {"n_fake": int((labels == FAKE).sum()), "n_real": int((labels == REAL).sum()),
                         "auroc": float(rank_auroc(labels, logits)),

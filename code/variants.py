@@ -32,8 +32,9 @@ import pandas as pd
 import torch
 
 import cli
+import pretrained
 from classes import count_parameters, development_sets, family_of, generator_folders, load_agiri, load_cifake
-from evaluate import DEV_GENERATORS, generator_figures, score_at_threshold, score_dataset
+from evaluate import DEV_GENERATORS, generator_figures, probability, score_at_threshold, score_dataset
 from imagefiles import PREPROCESSINGS
 from checkpoints import read_sidecar
 from project import (REPO_ROOT, ProjectError, config_path, dataset_dir, git_commit, machine_description, model_file,
@@ -206,7 +207,8 @@ def run_benchmark(protocol, name, held_out, held, seed, data, device):
     model, history = train_model(train, val, recipe, arch, arch_kwargs(arch, data["sample"]), device, progress=False,
                                  generator_dirs=data["generator_dirs"])
     seconds = time.perf_counter() - started
-    scores_of = lambda dataset: score_dataset(model, dataset, device)
+    scores_of = (lambda dataset: probability(pretrained.cached_logits(model, dataset, device), model.temperature)) \
+        if arch == "pretrained" else (lambda dataset: score_dataset(model, dataset, device))   # backbone: cached
     test = data["test"]
     at_half = score_at_threshold(test.labels.numpy(), scores_of(test), 0.5)
     figures = generator_figures(scores_of, fakes, reals)

@@ -12,12 +12,13 @@ from reporting import Report
 
 
 @pytest.fixture(scope="module")
-def sample_matrix(sample_root, tmp_path_factory):
-    """matrix.py --sample with two seeds for the rows trained here (each costs seconds on the sample)."""
-    out = tmp_path_factory.mktemp("matrix") / "matrix.json"
+def sample_matrix(sample_root):
+    """matrix.py --sample with two seeds for the rows trained here (each costs seconds on the sample), written where
+    the transfer_mixed notebook's sample run reads it."""
+    out = sample_root / "results" / "matrix.json"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(matrix, "SEEDS", (0, 1))
-        matrix.main(["--sample", "--device", "cpu", "--out", str(out)])
+        matrix.main(["--sample", "--device", "cpu"])
     return out, json.loads(out.read_text())
 
 
