@@ -232,7 +232,8 @@ def section(report, path):
         raise ProjectError(f"{path.name} not found: run python code/matrix.py")
     result = json.loads(path.read_text())
     rows = summary(result)
-    report.results["matrix"] = {**{k: v for k, v in result.items() if k != "runs"}, "rows": rows}
+    report.results["matrix"] = {**{k: v for k, v in result.items() if k != "runs"}, "rows": rows,
+                                "cifake goal": pretrained.CIFAKE_GOAL}
     report.text("## The transfer matrix: training data x backbone",
                 f"Each row trained on one set and scored on every column (`python code/matrix.py`, commit "
                 f"{result['git_commit']}); in-domain cells in bold; ± the sd over seeds where there are several. "
