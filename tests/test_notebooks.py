@@ -19,7 +19,7 @@ CHECKS = {  # notebook -> (extra parameters, a final cell printing what the test
     "transfer_mixed": ("", "print(json.dumps({'accounting': accounting.to_dict(orient='index'), 'rows': len(table),"
                            "'jpeg_rows': len(jpeg_table), 'ddpm_fakes': int((ddpm_labels == 0).sum()),"
                            "'audited': audited['files'], 'cv': len(cv), 'beside': list(beside.columns),"
-                           "'verdict': full['ships']}))"),
+                           "'verdict': full['ships'], 'matrix': list(rows), 'cifake_test': list(cifake_test.index)}))"),
     "transfer_generators": ("", "print(json.dumps({'rows': list(table.index), 'shares': list(shares.columns),"
                                 "'audited': list(audit.index), 'changes': list(change.index),"
                                 "'benchmark': list(bench_table.index), 'own': sorted(made)}))"),
@@ -74,6 +74,9 @@ def test_transfer_mixed_notebook(sample_root):
     assert result["cv"] == len(choices()) and isinstance(result["verdict"], bool)
     assert result["beside"] == ["AUROC, all fakes", "AUROC, JPEG fakes", "accuracy, JPEG fakes", "faces AUROC",
                                 "DDPM-32 AUROC"]
+    import matrix                                      # the matrix section: every row, the CIFAKE-trained pair
+    assert result["matrix"] == [f"{b}, trained on {t}" for b in matrix.BACKBONES for t in matrix.TRAINING_SETS]
+    assert result["cifake_test"] == ["strong_model", "pretrained_model"]
 
 
 def test_transfer_generators_notebook(sample_results):
