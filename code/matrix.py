@@ -45,6 +45,8 @@ TRAINING_SETS = ("CIFAKE", "AGIRI", "both")
 SHIPPED_ROWS = {("scratch", "CIFAKE"): "strong_model", ("pretrained", "CIFAKE"): "pretrained_model",
                 ("pretrained", "AGIRI"): "agiri_model"}
 SCRATCH = dict(arch="strong", recipe="strong")  # the scratch rows' network and recipe (strong_model's)
+TRAIN_ARGS = {"strong_model": "--arch strong --recipe strong", "pretrained_model": "--arch pretrained",
+              "agiri_model": "--arch pretrained --dataset agiri"}       # what makes each model the rows read
 COLUMNS = {  # column: (scoring set, what is measured)
     "CIFAKE test AUROC": ("cifake", "auroc"), "AGIRI held-out AUROC": ("agiri", "auroc"),
     "AGIRI held-out AUROC, JPEG fakes": ("agiri jpeg", "auroc"), "faces AUROC": ("faces", "auroc"),
@@ -261,10 +263,11 @@ def main(argv=None):
     paths = {row: model_file(name, args.sample) for row, name in SHIPPED_ROWS.items()}
     if args.sample:
         make_sample_models(paths)
-    missing = [shown(p) for p in paths.values() if not p.is_file()]
+    missing = [p for p in paths.values() if not p.is_file()]
     if missing:
-        raise ProjectError(f"the matrix scores shipped models; missing {', '.join(missing)}: train them (README, "
-                           f"'Train the models')")
+        raise ProjectError(f"the matrix scores the models its CIFAKE and AGIRI rows name; missing "
+                           f"{', '.join(shown(p) for p in missing)}: train {missing[0].stem} with `python code/train.py "
+                           f"{TRAIN_ARGS[missing[0].stem]} -mf {missing[0].stem}` (or restore models/ from git)")
     agiri_sidecar = read_sidecar(paths["pretrained", "AGIRI"])
     sets, folds, generators = scoring_sets(args.sample, agiri_sidecar)
     runs = []

@@ -62,8 +62,16 @@ PAPER_LEAVE_OUT = ("fast balanced", "fast pooled", "fast balanced, no CIFAKE", "
 def sample_results(sample_root, tmp_path_factory):
     """A results folder as `python code/variants.py --sample`, `python code/zeroshot.py --sample`, `python
     code/reproduce.py --sample` and `python code/seeds.py --sample` write it (variants.json, the report,
-    results.json, seeds.json and the figures; sample models in data/sample/models)."""
+    results.json, seeds.json and the figures; sample models in data/sample/models), after `python code/matrix.py
+    --sample` with two seeds for the rows it trains (matrix.json, also where the transfer_mixed notebook reads it)."""
+    import shutil
+    import matrix
     out = tmp_path_factory.mktemp("results")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(matrix, "SEEDS", (0, 1))          # each sample run costs seconds: two seeds show the spread
+        matrix.main(["--sample", "--device", "cpu", "--out", str(out / "matrix.json")])
+    (sample_root / "results").mkdir(exist_ok=True)
+    shutil.copy(out / "matrix.json", sample_root / "results" / "matrix.json")
     variants = str(out / "variants.json")
     for script, *args in (("variants.py", "--sample", "--seeds", "2", "--only", "fast", "--out", variants),
                           ("variants.py", "--sample", "--seeds", "1", "--out", variants),       # every other variant

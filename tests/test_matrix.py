@@ -12,13 +12,9 @@ from reporting import Report
 
 
 @pytest.fixture(scope="module")
-def sample_matrix(sample_root):
-    """matrix.py --sample with two seeds for the rows trained here (each costs seconds on the sample), written where
-    the transfer_mixed notebook's sample run reads it."""
-    out = sample_root / "results" / "matrix.json"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(matrix, "SEEDS", (0, 1))
-        matrix.main(["--sample", "--device", "cpu"])
+def sample_matrix(sample_results):
+    """matrix.py --sample with two seeds for the rows it trains, as the sample results hold it (conftest.py)."""
+    out = sample_results / "matrix.json"
     return out, json.loads(out.read_text())
 
 
@@ -78,5 +74,5 @@ def test_upsampled_images_get_their_own_cache_keys(sample_root):
 def test_a_missing_shipped_model_is_refused_in_one_line(tmp_path, monkeypatch):
     from project import ProjectError
     monkeypatch.setattr(matrix, "model_file", lambda name, sample=False: tmp_path / f"{name}.pth")
-    with pytest.raises(ProjectError, match="missing .*strong_model.pth"):
+    with pytest.raises(ProjectError, match="missing .*strong_model.pth.*--arch strong --recipe strong -mf strong_model"):
         matrix.main(["--device", "cpu", "--out", str(tmp_path / "m.json")])
