@@ -265,9 +265,10 @@ def main(argv=None):
         make_sample_models(paths)
     missing = [p for p in paths.values() if not p.is_file()]
     if missing:
+        first = missing[0].stem
         raise ProjectError(f"the matrix scores the models its CIFAKE and AGIRI rows name; missing "
-                           f"{', '.join(shown(p) for p in missing)}: train {missing[0].stem} with `python code/train.py "
-                           f"{TRAIN_ARGS[missing[0].stem]} -mf {missing[0].stem}` (or restore models/ from git)")
+                           f"{', '.join(shown(p) for p in missing)}: train {first} with `python code/train.py "
+                           f"{TRAIN_ARGS[first]} -mf {first}` (or restore models/ from git)")
     agiri_sidecar = read_sidecar(paths["pretrained", "AGIRI"])
     sets, folds, generators = scoring_sets(args.sample, agiri_sidecar)
     runs = []
@@ -297,7 +298,8 @@ def main(argv=None):
                     f"{k} {v:.4f}" for k, v in figures.items() if v is not None))
                 if row in paths or seconds >= SEEDED_UNDER:
                     break                                  # one run: shipped, or too dear for three
-    result = {"runs": runs, "cifake test": cifake_test_figures(paths, args.sample, device), "columns": list(COLUMNS), "in-domain": IN_DOMAIN, "seeds": list(SEEDS),
+    result = {"runs": runs, "cifake test": cifake_test_figures(paths, args.sample, device), "columns": list(COLUMNS),
+              "in-domain": IN_DOMAIN, "seeds": list(SEEDS),
               "seeded under seconds": SEEDED_UNDER, "eval per class": EVAL_PER_CLASS,
               "scoring sets": {name: {"n_real": int((d["resize"].labels == REAL).sum()),
                                       "n_fake": int((d["resize"].labels == FAKE).sum())} for name, d in sets.items()},

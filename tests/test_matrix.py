@@ -74,5 +74,5 @@ def test_upsampled_images_get_their_own_cache_keys(sample_root):
 def test_a_missing_shipped_model_is_refused_in_one_line(tmp_path, monkeypatch):
     from project import ProjectError
     monkeypatch.setattr(matrix, "model_file", lambda name, sample=False: tmp_path / f"{name}.pth")
-    with pytest.raises(ProjectError, match="missing .*strong_model.pth.*--arch strong --recipe strong -mf strong_model"):
+    with pytest.raises(ProjectError, match="missing .*strong_model.pth.*--arch strong --recipe strong -mf strong_mod"):
         matrix.main(["--device", "cpu", "--out", str(tmp_path / "m.json")])
