@@ -244,9 +244,9 @@ def test_train_pretrained_on_sample_cifake_chooses_on_validation_and_applies_the
                                 > baseline["validation AUROC"])
     if strong is not None:
         assert baseline["validation AUROC"] == strong["validation"]["auroc"]
-    time = sidecar["time"]
+    time = sidecar["time"]                     # each figure rounded: a few seconds on the sample, so 5%
     assert time["ratio to strong"] == pytest.approx(time["seconds"] / time["strong recipe here (estimated from timed "
-                                                                          "steps)"], rel=0.01)
+                                                                          "steps)"], rel=0.05)
     tested = run(["test.py", "--sample", "-mf", str(path), "-thr", "val"])
     assert tested.returncode == 0 and "ROC AUC" in tested.stdout
     fixed = tmp_path / "fixed.pth"
