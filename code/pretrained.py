@@ -247,7 +247,7 @@ def fit_agiri(root, faces_root=None, cifake_root=None, ddpm32_root=None, backbon
               image_size=224, finetune=None, seed=0, device="cpu", save=None):
     """Train, validate and (with `save(model, threshold, info)`) save the AGIRI detector; then score its held-out
     fold and the transfer sets. Returns (model, the sidecar's info: every figure, the choices, the rule's verdict)."""
-    started = time.perf_counter()
+    started, commit = time.perf_counter(), git_commit()          # the tree the fit starts from
     seed_everything(seed)
     data = load_agiri(root, preprocess="full", name="AGIRI train subset, 224 px, re-saved")
     if min((data.labels == label).sum() for label in (REAL, FAKE)) < 2 * CV_FOLDS:
@@ -291,7 +291,7 @@ def fit_agiri(root, faces_root=None, cifake_root=None, ddpm32_root=None, backbon
             "validation": {**calibrated["val_at_threshold"], "source": f"out-of-fold scores of {CV_FOLDS}-fold CV"},
             "temperature": temperature, "calibration": {k: calibrated[k] for k in ("val_ece_before", "val_ece")},
             "shipping rule": SHIPPING_RULE, "seconds to choose (CV)": round(cv_seconds, 1),
-            "device": str(device), "torch": torch.__version__, "git_commit": git_commit()}
+            "device": str(device), "torch": torch.__version__, "git_commit": commit}
     info["held-out"] = held_out_figures(model, features, held_out, formats, threshold)
     auroc_jpeg = info["held-out"]["JPEG fakes"]["auroc"]
     info["ships"] = bool(auroc_jpeg >= SHIP_AT_LEAST)

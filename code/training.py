@@ -138,6 +138,7 @@ RECIPES["general"] = replace(RECIPES["strong"], name="general", epochs=12, input
 # The pretrained backbone's detectors (pretrained.fit_cifake) take only the seed, the validation split and the
 # training mix (train_fakes, balance) from a recipe; nothing here is a training hyper-parameter of theirs.
 RECIPES["pretrained"] = replace(RECIPES["original"], name="pretrained")
+PRETRAINED_FIELDS = ("seed", "val_fraction", "train_fakes", "balance", "fake_shares")   # what they do read
 
 
 @dataclass(frozen=True)
@@ -237,9 +238,10 @@ def train_model(train_set, val_set, recipe=RECIPES["original"], arch="cnn", arch
                                                                        minlength=len(recipe.train_fakes)).tolist()))
         model, history = fit_cifake(train_set, val_set, **(arch_kwargs or {}), device=device, seed=recipe.seed)
         history["fakes_per_epoch"] = fakes_per_epoch
-        yardstick = estimated_seconds(RECIPES["strong"], "strong", len(train_set), device)
-        history["sidecar"]["time"] = {"seconds": round(history["seconds"], 1), "ratio to strong": round(
-            history["seconds"] / yardstick, 3), "strong recipe here (estimated from timed steps)": round(yardstick)}
+        if recipe.train_fakes == ("cifake",):         # CIFAKE's detector: its cost beside the strong recipe's
+            yardstick = estimated_seconds(RECIPES["strong"], "strong", len(train_set), device)
+            history["sidecar"]["time"] = {"seconds": round(history["seconds"], 1), "ratio to strong": round(
+                history["seconds"] / yardstick, 3), "strong recipe here (estimated from timed steps)": round(yardstick)}
         return model, history
     device = torch.device(device)
     seed_everything(recipe.seed)
@@ -345,7 +347,9 @@ def estimated_seconds(recipe, arch, n_train, device="cpu", arch_kwargs=None, ste
     x = torch.randn(recipe.batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 2, (recipe.batch_size,), device=device).float()
     for step in range(steps + 2):
-        if step == 2:
+        if step == 2:                                 # the warm-up steps done (on a GPU, finished) before timing
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
             started = time.perf_counter()
         with torch.autocast(device.type, torch.bfloat16, enabled=recipe.amp and fast_bfloat16(device)):
             loss = nn.functional.binary_cross_entropy_with_logits(model(x).float(), y)
@@ -368,7 +372,10 @@ def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, d
     train_set, val_set = split_train_val(dataset, recipe.val_fraction, recipe.seed)
     print(f"training on {len(train_set)} images, validating on {len(val_set)}, device {device}, "
           f"torch {torch.__version__}")
-    print(f"recipe {recipe.name}: " + ", ".join(f"{k} {v}" for k, v in asdict(recipe).items() if k != "name"))
+    recipe_fields = {k: v for k, v in asdict(recipe).items()
+                     if k != "name" and (arch != "pretrained" or k in PRETRAINED_FIELDS)}   # what this training reads
+    print(f"recipe {recipe.name}: " + ", ".join(f"{k} {v}" for k, v in recipe_fields.items()))
+    commit = git_commit()                         # the tree the training starts from, before it writes anything
     started = time.perf_counter()
     model, history = train_model(train_set, val_set, recipe, arch, arch_kwargs, device, log_every,
                                  generator_dirs=generator_folders(dataset_dir("ddpm32_dir", sample),
@@ -381,7 +388,6 @@ def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, d
           f"AUROC {val['auroc']:.4f}; temperature {history['temperature']:.3f} (ECE {history['val_ece_before']:.4f} -> "
           f"{history['val_ece']:.4f}); {wall:.0f} s")
     if path is not None:
-        recipe_fields = {k: v for k, v in asdict(recipe).items() if k != "name"}
         info = {"parameters": count_parameters(model), "recipe": recipe.name, **recipe_fields,
                 "loss": "BCEWithLogitsLoss", "amp": history["amp"], "sample_data": sample,
                 "dataset": dataset_fingerprint(train_set), "n_train": len(train_set), "n_val": len(val_set),
@@ -389,7 +395,7 @@ def train_and_save(recipe, arch="cnn", arch_kwargs=None, root=None, path=None, d
                 "validation": val, "temperature": history["temperature"],
                 "calibration": {k: history[k] for k in ("val_ece_before", "val_ece")}, "history": history["epochs"],
                 "steps": history["steps"], "device": str(device), "torch": torch.__version__,
-                "git_commit": git_commit(), "wall_seconds": round(wall, 1), "processes": world.size,
+                "git_commit": commit, "wall_seconds": round(wall, 1), "processes": world.size,
                 "fakes_per_epoch": history["fakes_per_epoch"], **history.get("sidecar", {}), **(extra_info or {})}
         save_model(model, path, history["threshold"], info)
         print(f"saved {shown(path)} and {path.with_suffix('.json').name}")

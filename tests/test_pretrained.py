@@ -244,6 +244,7 @@ def test_train_pretrained_on_sample_cifake_chooses_on_validation_and_applies_the
                                 > baseline["validation AUROC"])
     if strong is not None:
         assert baseline["validation AUROC"] == strong["validation"]["auroc"]
+    assert {"seed", "val_fraction"} <= set(sidecar) and not {"lr", "epochs", "batch_size"} & set(sidecar)  # unread
     time = sidecar["time"]                     # each figure rounded: a few seconds on the sample, so 5%
     assert time["ratio to strong"] == pytest.approx(time["seconds"] / time["strong recipe here (estimated from timed "
                                                                           "steps)"], rel=0.05)

@@ -173,6 +173,17 @@ def test_train_and_save_takes_a_str_path_and_checks_it_before_training(sample_ro
             training.train_and_save(recipe, root=sample_root / "CIFAKE", path=str(bad))
 
 
+def test_the_sidecar_records_the_commit_training_started_from(sample_root, tmp_path, monkeypatch):
+    """A commit made (or a file edited) while a long run trains must not be credited with the model."""
+    trained = []
+    monkeypatch.setattr(training, "git_commit", lambda: "after" if trained else "before")
+    real = training.train_model
+    monkeypatch.setattr(training, "train_model", lambda *a, **k: (trained.append(1), real(*a, **k))[1])
+    training.train_and_save(replace(RECIPES["fast"], epochs=1, amp=False), root=sample_root / "CIFAKE",
+                            path=tmp_path / "x.pth")
+    assert trained and training.read_sidecar(tmp_path / "x.pth")["git_commit"] == "before"
+
+
 @pytest.mark.parametrize("avx512_bf16, amx, expected", [(False, False, False), (True, False, True), (False, True, True)])
 def test_bfloat16_counts_as_fast_on_a_cpu_only_with_native_instructions(monkeypatch, avx512_bf16, amx, expected):
     """oneDNN emulates bf16 on plain AVX-512 (Skylake to Ice Lake), where autocast made a training step 2.4x slower
@@ -180,3 +191,20 @@ def test_bfloat16_counts_as_fast_on_a_cpu_only_with_native_instructions(monkeypa
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     assert fast_bfloat16("cpu") is (expected and torch.backends.mkldnn.is_available())
+
+
+def test_only_the_cifake_detector_on_the_backbone_pays_for_the_strong_recipe_estimate(sample_root, monkeypatch):
+    """The estimate costs seconds of timed steps and is read only in pretrained_model's sidecar: a benchmark mix
+    on the backbone records no time and takes none."""
+    import pretrained
+    from classes import generator_folders
+    timed = []
+    monkeypatch.setattr(training, "estimated_seconds", lambda *a, **k: timed.append(1) or 100.0)
+    monkeypatch.setattr(pretrained, "fit_cifake", lambda train, val, **k: (None, {"sidecar": {}, "seconds": 1.0}))
+    data = split_train_val(load_cifake(sample_root / "CIFAKE", "train", verbose=False))
+    generators = generator_folders(sample_root / "ddpm-cifar10-32", sample_root / "generators32")
+    for fakes, expected in ((("cifake",), 1), (("cifake", "generator:gan-small:all"), 0)):
+        timed.clear()
+        recipe = replace(RECIPES["pretrained"], train_fakes=fakes, balance="sources")
+        _, history = train_model(*data, recipe, "pretrained", generator_dirs=generators, progress=False)
+        assert len(timed) == expected and ("time" in history["sidecar"]) == bool(expected), fakes
