@@ -3,6 +3,8 @@ where it carries over.
 
     python code/matrix.py                    # every row, scored on every column -> notes/results/matrix.json
     python code/matrix.py --sample           # the pipeline on the sample data (tiny models) -> data/sample/results/
+    python code/matrix.py --keep-trained     # after a shipped model is retrained: score the shipped rows again,
+                                             # keep the rows trained here from the last matrix.json
 
 Rows are {StrongCNN from scratch at 32 px, the ImageNet-pretrained backbone} x {trained on CIFAKE, on the AGIRI
 subset's training folds, on both}. "Both" is the AGIRI training folds and as many CIFAKE training images again (a
@@ -236,9 +238,10 @@ def section(report, path):
     rows = summary(result)
     report.results["matrix"] = {**{k: v for k, v in result.items() if k != "runs"}, "rows": rows,
                                 "cifake goal": pretrained.CIFAKE_GOAL}
+    commits = sorted({run.get("git_commit", result["git_commit"]) for run in result["runs"]})   # --keep-trained
     report.text("## The transfer matrix: training data x backbone",
-                f"Each row trained on one set and scored on every column (`python code/matrix.py`, commit "
-                f"{result['git_commit']}); in-domain cells in bold; ± the sd over seeds where there are several. "
+                f"Each row trained on one set and scored on every column (`python code/matrix.py`, "
+                f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}); in-domain cells in bold; ± the sd over seeds where there are several. "
                 f"Each scoring set is a seeded draw of up to {result['eval per class']:,} images per class; "
                 f"'both' is the AGIRI training folds ({result['n AGIRI training folds']:,} images) and as many "
                 f"CIFAKE training images.")
@@ -252,12 +255,64 @@ def section(report, path):
                                                         "auroc, 95% high", "ships"]])
 
 
+def row_runs(row, paths, folds, sets, generators, agiri_sidecar, commit, sample, device):
+    """The runs of one row (backbone, training set): its shipped model's, scored once, or a model trained here for
+    each of SEEDS (seed 0 alone when that run costs SEEDED_UNDER seconds or more), each scored on every column."""
+    backbone, trained_on = row
+    runs = []
+    for seed in SEEDS:
+        began = time.perf_counter()
+        if row in paths:
+            model, _ = load_model(paths[row], device)
+            sidecar = read_sidecar(paths[row])
+            threshold, seconds, source = sidecar["threshold"], sidecar["wall_seconds"], paths[row].name
+        else:
+            train_set = folds["full" if backbone == "pretrained" else "resize"]
+            if trained_on == "both":
+                extra = upsampled(cifake_draw(len(train_set), seed, sample), train_set.images.shape[-1])
+                train_set = train_set.join(extra, "both")
+            model, threshold = (train_pretrained_both(train_set, agiri_sidecar, seed, device)
+                                if backbone == "pretrained" else train_scratch(train_set, seed, sample, device))
+            seconds, source = time.perf_counter() - began, "trained by matrix.py"
+        figures = score_row(model, threshold, sets, generators, device)
+        runs.append({"backbone": backbone, "trained on": trained_on, "seed": seed, "model": source,
+                     "training seconds": round(seconds, 1), "threshold": float(threshold), "git_commit": commit,
+                     **figures})
+        print(f"{backbone} x {trained_on}, seed {seed}: " + ", ".join(
+            f"{k} {v:.4f}" for k, v in figures.items() if v is not None))
+        if row in paths or seconds >= SEEDED_UNDER:
+            break                                  # one run: shipped, or too dear for three
+    return runs
+
+
+def trained_runs(path, scoring_sets):
+    """{row: its runs} of the rows matrix.py trained, from the results file at `path` (--keep-trained), provided
+    they were scored on the same images as now (`scoring_sets`: each set's counts); each run keeps the commit it was
+    made at (the file's, for runs recorded before runs carried their own)."""
+    if not path.is_file():
+        raise ProjectError(f"--keep-trained keeps the trained rows of {shown(path)}, which is missing: run "
+                           f"python code/matrix.py once without it")
+    last = json.loads(path.read_text())
+    if last["scoring sets"] != scoring_sets or last["eval per class"] != EVAL_PER_CLASS:
+        raise ProjectError(f"--keep-trained: {shown(path)} was scored on other images than the sets hold now "
+                           f"(data or EVAL_PER_CLASS changed); run python code/matrix.py without it")
+    kept = {}
+    for run in last["runs"]:
+        if run["model"] == "trained by matrix.py":
+            kept.setdefault((run["backbone"], run["trained on"]), []).append(
+                {**run, "git_commit": run.get("git_commit", last["git_commit"])})
+    return kept
+
+
 def main(argv=None):
     parser = cli.parser(__doc__)
     parser.add_argument("--out", help="the results file (default notes/results/matrix.json; data/sample/results/ "
                                       "with --sample)")
+    parser.add_argument("--keep-trained", action="store_true",
+                        help="score the shipped rows (and CIFAKE's test split) again, keep the rows trained here from "
+                             "the last results file: after strong_model, pretrained_model or agiri_model is retrained")
     args = cli.parse(parser, argv)
-    device, started = pick_device(args.device), time.perf_counter()
+    device, started, commit = pick_device(args.device), time.perf_counter(), git_commit()
     out = Path(args.out) if args.out else (config_path("sample_dir") / "results" if args.sample else
                                            REPO_ROOT / "notes" / "results") / "matrix.json"
     paths = {row: model_file(name, args.sample) for row, name in SHIPPED_ROWS.items()}
@@ -271,39 +326,18 @@ def main(argv=None):
                            f"{TRAIN_ARGS[first]} -mf {first}` (or restore models/ from git)")
     agiri_sidecar = read_sidecar(paths["pretrained", "AGIRI"])
     sets, folds, generators = scoring_sets(args.sample, agiri_sidecar)
+    counts = {name: {"n_real": int((d["resize"].labels == REAL).sum()),
+                     "n_fake": int((d["resize"].labels == FAKE).sum())} for name, d in sets.items()}
+    kept = trained_runs(out, counts) if args.keep_trained else {}
     runs = []
-    for backbone in BACKBONES:
-        for trained_on in TRAINING_SETS:
-            row = (backbone, trained_on)
-            for seed in SEEDS:
-                began = time.perf_counter()
-                if row in paths:
-                    model, _ = load_model(paths[row], device)
-                    sidecar = read_sidecar(paths[row])
-                    threshold, seconds, source = sidecar["threshold"], sidecar["wall_seconds"], paths[row].name
-                else:
-                    decoding = "full" if backbone == "pretrained" else "resize"
-                    train_set = folds[decoding]
-                    if trained_on == "both":
-                        extra = upsampled(cifake_draw(len(train_set), seed, args.sample), train_set.images.shape[-1])
-                        train_set = train_set.join(extra, "both")
-                    model, threshold = (train_pretrained_both(train_set, agiri_sidecar, seed, device)
-                                        if backbone == "pretrained" else
-                                        train_scratch(train_set, seed, args.sample, device))
-                    seconds, source = time.perf_counter() - began, "trained by matrix.py"
-                figures = score_row(model, threshold, sets, generators, device)
-                runs.append({"backbone": backbone, "trained on": trained_on, "seed": seed, "model": source,
-                             "training seconds": round(seconds, 1), "threshold": float(threshold), **figures})
-                print(f"{backbone} x {trained_on}, seed {seed}: " + ", ".join(
-                    f"{k} {v:.4f}" for k, v in figures.items() if v is not None))
-                if row in paths or seconds >= SEEDED_UNDER:
-                    break                                  # one run: shipped, or too dear for three
+    for row in ((backbone, trained_on) for backbone in BACKBONES for trained_on in TRAINING_SETS):
+        runs += kept.get(row) or row_runs(row, paths, folds, sets, generators, agiri_sidecar, commit, args.sample,
+                                          device)
     result = {"runs": runs, "cifake test": cifake_test_figures(paths, args.sample, device), "columns": list(COLUMNS),
               "in-domain": IN_DOMAIN, "seeds": list(SEEDS),
               "seeded under seconds": SEEDED_UNDER, "eval per class": EVAL_PER_CLASS,
-              "scoring sets": {name: {"n_real": int((d["resize"].labels == REAL).sum()),
-                                      "n_fake": int((d["resize"].labels == FAKE).sum())} for name, d in sets.items()},
-              "n AGIRI training folds": len(folds["full"]), "sample_data": args.sample, "git_commit": git_commit(),
+              "scoring sets": counts,
+              "n AGIRI training folds": len(folds["full"]), "sample_data": args.sample, "git_commit": commit,
               "device": machine_description(device), "torch": torch.__version__,
               "wall_seconds": round(time.perf_counter() - started, 1)}
     atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())

@@ -76,3 +76,30 @@ def test_a_missing_shipped_model_is_refused_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(matrix, "model_file", lambda name, sample=False: tmp_path / f"{name}.pth")
     with pytest.raises(ProjectError, match="missing .*strong_model.pth.*--arch strong --recipe strong -mf strong_mod"):
         matrix.main(["--device", "cpu", "--out", str(tmp_path / "m.json")])
+
+
+def test_keep_trained_scores_the_shipped_rows_again_and_trains_nothing(sample_matrix, tmp_path, monkeypatch):
+    from project import ProjectError
+    path, result = sample_matrix
+    out = tmp_path / "matrix.json"
+    out.write_text(path.read_text())
+    refuse = lambda *a, **k: pytest.fail("--keep-trained trained a row")
+    monkeypatch.setattr(matrix, "train_scratch", refuse)
+    monkeypatch.setattr(matrix, "train_pretrained_both", refuse)
+    matrix.main(["--sample", "--device", "cpu", "--out", str(out), "--keep-trained"])
+    kept = json.loads(out.read_text())
+    trained = lambda runs: [{k: v for k, v in run.items() if k != "git_commit"} for run in runs
+                            if run["model"] == "trained by matrix.py"]
+    assert trained(kept["runs"]) == trained(result["runs"])            # the same runs, in the same order
+    before = [run for run in result["runs"] if run["model"] == "trained by matrix.py"]
+    after = [run for run in kept["runs"] if run["model"] == "trained by matrix.py"]
+    assert [run["git_commit"] for run in after] == [run.get("git_commit", result["git_commit"]) for run in before]
+    shipped = [run for run in kept["runs"] if run["model"] != "trained by matrix.py"]
+    assert len(shipped) == len(matrix.SHIPPED_ROWS) and {r["git_commit"] for r in shipped} == {kept["git_commit"]}
+    assert set(kept["cifake test"]) == set(result["cifake test"])
+    changed = dict(kept, **{"eval per class": matrix.EVAL_PER_CLASS + 1})
+    out.write_text(json.dumps(changed))
+    with pytest.raises(ProjectError, match="scored on other images"):
+        matrix.main(["--sample", "--device", "cpu", "--out", str(out), "--keep-trained"])
+    with pytest.raises(ProjectError, match="missing: run python code/matrix.py once without it"):
+        matrix.main(["--sample", "--device", "cpu", "--out", str(tmp_path / "none.json"), "--keep-trained"])
