@@ -241,7 +241,8 @@ def section(report, path):
     commits = sorted({run.get("git_commit", result["git_commit"]) for run in result["runs"]})   # --keep-trained
     report.text("## The transfer matrix: training data x backbone",
                 f"Each row trained on one set and scored on every column (`python code/matrix.py`, "
-                f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}); in-domain cells in bold; ± the sd over seeds where there are several. "
+                f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}); in-domain cells in bold; ± the sd "
+                f"over seeds where there are several. "
                 f"Each scoring set is a seeded draw of up to {result['eval per class']:,} images per class; "
                 f"'both' is the AGIRI training folds ({result['n AGIRI training folds']:,} images) and as many "
                 f"CIFAKE training images.")
