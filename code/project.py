@@ -138,10 +138,12 @@ def seed_everything(seed):
     torch.backends.cudnn.deterministic = True          # same weights for the same seed on CUDA too
 
 
-def git_commit():
-    """The repo's current commit (with '-dirty' if there are uncommitted changes), or None outside git."""
+def git_commit(root=REPO_ROOT):
+    """The repo's current commit (with '-dirty' if a tracked file's content changed), or None outside git. A copy
+    that lost the executable bit (an archive, another machine) holds the commit's code, so modes are not compared."""
     try:
-        run = lambda *a: subprocess.run(["git", *a], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        run = lambda *a: subprocess.run(["git", "-c", "core.fileMode=false", *a], cwd=root, capture_output=True,
+                                        text=True, timeout=10)
         commit = run("rev-parse", "HEAD").stdout.strip()
         dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
         return (commit + ("-dirty" if dirty else "")) or None

@@ -10,7 +10,7 @@ import pytest
 
 import cli
 from classes import load_cifake
-from project import REPO_ROOT, ProjectError, absolute, cifake_root, config_path, dataset_dir, shown
+from project import REPO_ROOT, ProjectError, absolute, cifake_root, config_path, dataset_dir, git_commit, shown
 
 
 @pytest.mark.parametrize("cwd", [".", "code"])
@@ -20,6 +20,23 @@ def test_paths_resolve_the_same_from_root_and_code(cwd):
     run = subprocess.run([sys.executable, "-c", script.format(code_dir)], cwd=REPO_ROOT / cwd,
                          capture_output=True, text=True, check=True)
     assert Path(run.stdout.strip()) == REPO_ROOT / "data" / "CIFAKE"
+
+
+def test_the_commit_is_dirty_for_changed_content_not_for_a_lost_executable_bit(tmp_path):
+    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path,
+                                    check=True, capture_output=True)
+    script = tmp_path / "run"
+    script.write_text("echo hi\n")
+    script.chmod(0o755)
+    git("init", "-q")
+    git("add", "run")
+    git("commit", "-qm", "a script")
+    commit = git_commit(tmp_path)
+    assert len(commit) == 40
+    script.chmod(0o644)                               # as a copy to another machine may leave it
+    assert git_commit(tmp_path) == commit
+    script.write_text("echo bye\n")
+    assert git_commit(tmp_path) == commit + "-dirty"
 
 
 def test_bad_config_key_names_the_key():
