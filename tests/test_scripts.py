@@ -666,3 +666,14 @@ def test_reproduce_only_reruns_the_named_sections_and_keeps_the_others(sample_re
     empty.mkdir()
     bad = run(["reproduce.py", "--sample", "--out", str(empty), "--only", "faces"], ".")
     assert bad.returncode == 1 and "without --only" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_gpu_check_has_a_cpu_figure_for_each_full_training_and_refuses_without_cuda(monkeypatch):
+    import gpucheck
+    reference = gpucheck.cpu_reference()
+    for run in ("base CNN, original recipe, 10 epochs", "strong net, strong recipe, 30 epochs"):
+        seconds, accuracy = reference[run]                     # the shipped model's training time and test accuracy
+        assert seconds > 0 and 0.5 < accuracy <= 1, run
+    monkeypatch.setattr(gpucheck.torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match="needs a CUDA GPU"):
+        gpucheck.bench_gpu(REPO_ROOT / "data" / "CIFAKE")
