@@ -3,8 +3,8 @@ where it carries over.
 
     python code/matrix.py                    # every row, scored on every column -> notes/results/matrix.json
     python code/matrix.py --sample           # the pipeline on the sample data (tiny models) -> data/sample/results/
-    python code/matrix.py --keep-trained     # after a shipped model is retrained: score the shipped rows again,
-                                             # keep the rows trained here from the last matrix.json
+    python code/matrix.py --keep-trained     # after a shipped model is retrained: score its rows again, keep
+                                             # every other run (and its commit) from the last matrix.json
 
 Rows are {StrongCNN from scratch at 32 px, the ImageNet-pretrained backbone} x {trained on CIFAKE, on the AGIRI
 subset's training folds, on both}. "Both" is the AGIRI training folds and as many CIFAKE training images again (a
@@ -183,13 +183,16 @@ def make_sample_models(paths):
             train_sample_pretrained(dataset, paths[row])
 
 
-def cifake_test_figures(paths, sample, device):
+def cifake_test_figures(paths, sample, device, kept=None):
     """The CIFAKE-trained shipped models on all of CIFAKE's test split, at their validation thresholds, with 95%
-    intervals: pretrained_model beside strong_model (and the published anchors, in the README)."""
+    intervals: pretrained_model beside strong_model (and the published anchors, in the README). `kept`: the figures
+    of unchanged models, from the last results file."""
     test = load_cifake(cifake_root(sample=sample), "test", verbose=False)
-    figures = {}
+    figures = dict(kept or {})
     for backbone in BACKBONES:
         path = paths[backbone, "CIFAKE"]
+        if path.stem in figures:
+            continue
         model, _ = load_model(path, device)
         sidecar = read_sidecar(path)
         scores = probability(row_logits(model, test, device), temperature_of(model))
@@ -286,10 +289,30 @@ def row_runs(row, paths, folds, sets, generators, agiri_sidecar, commit, sample,
     return runs
 
 
-def trained_runs(path, scoring_sets):
-    """{row: its runs} of the rows matrix.py trained, from the results file at `path` (--keep-trained), provided
-    they were scored on the same images as now (`scoring_sets`: each set's counts); each run keeps the commit it was
-    made at (the file's, for runs recorded before runs carried their own)."""
+def unchanged(figures, sidecar):
+    """Whether a shipped model's figures in the last results file came from the model its sidecar describes now: a
+    retrained model has another training time and, almost surely, another threshold or validation AUROC."""
+    seconds = figures["training seconds"]
+    same_time = seconds == round(sidecar["wall_seconds"], 1) or seconds == sidecar["wall_seconds"]
+    if "threshold" in figures:                                  # a run; else a "cifake test" entry
+        return same_time and figures["threshold"] == float(sidecar["threshold"])
+    return same_time and figures["validation AUROC"] == sidecar["validation"]["auroc"]
+
+
+def refuse_missing(missing):
+    """One line naming the shipped models the matrix must read but cannot find, and how to make the first."""
+    if missing:
+        first = missing[0].stem
+        raise ProjectError(f"the matrix scores the models its CIFAKE and AGIRI rows name; missing "
+                           f"{', '.join(shown(p) for p in missing)}: train {first} with `python code/train.py "
+                           f"{TRAIN_ARGS[first]} -mf {first}` (or restore models/ from git)")
+
+
+def kept_figures(path, scoring_sets, sidecars):
+    """What --keep-trained keeps from the results file at `path`, provided it was scored on the same images as now
+    (`scoring_sets`: each set's counts): ({row: its runs} of the rows matrix.py trained and of the shipped models
+    `sidecars` ({name: sidecar}) still describe, {name: CIFAKE test figures} of those models). Each run keeps the
+    commit it was made at (the file's, for runs recorded before runs carried their own)."""
     if not path.is_file():
         raise ProjectError(f"--keep-trained keeps the trained rows of {shown(path)}, which is missing: run "
                            f"python code/matrix.py once without it")
@@ -299,10 +322,12 @@ def trained_runs(path, scoring_sets):
                            f"(data or EVAL_PER_CLASS changed); run python code/matrix.py without it")
     kept = {}
     for run in last["runs"]:
-        if run["model"] == "trained by matrix.py":
+        name = Path(run["model"]).stem
+        if run["model"] == "trained by matrix.py" or name in sidecars and unchanged(run, sidecars[name]):
             kept.setdefault((run["backbone"], run["trained on"]), []).append(
                 {**run, "git_commit": run.get("git_commit", last["git_commit"])})
-    return kept
+    return kept, {name: figures for name, figures in last["cifake test"].items()
+                  if name in sidecars and unchanged(figures, sidecars[name])}
 
 
 def main(argv=None):
@@ -310,8 +335,8 @@ def main(argv=None):
     parser.add_argument("--out", help="the results file (default notes/results/matrix.json; data/sample/results/ "
                                       "with --sample)")
     parser.add_argument("--keep-trained", action="store_true",
-                        help="score the shipped rows (and CIFAKE's test split) again, keep the rows trained here from "
-                             "the last results file: after strong_model, pretrained_model or agiri_model is retrained")
+                        help="after strong_model, pretrained_model or agiri_model is retrained: score its rows (and "
+                             "CIFAKE's test split) again, keep every other run from the last results file")
     args = cli.parse(parser, argv)
     device, started, commit = pick_device(args.device), time.perf_counter(), git_commit()
     out = Path(args.out) if args.out else (config_path("sample_dir") / "results" if args.sample else
@@ -319,23 +344,22 @@ def main(argv=None):
     paths = {row: model_file(name, args.sample) for row, name in SHIPPED_ROWS.items()}
     if args.sample:
         make_sample_models(paths)
-    missing = [p for p in paths.values() if not p.is_file()]
-    if missing:
-        first = missing[0].stem
-        raise ProjectError(f"the matrix scores the models its CIFAKE and AGIRI rows name; missing "
-                           f"{', '.join(shown(p) for p in missing)}: train {first} with `python code/train.py "
-                           f"{TRAIN_ARGS[first]} -mf {first}` (or restore models/ from git)")
+    if not args.keep_trained:
+        refuse_missing([p for p in paths.values() if not p.is_file()])
     agiri_sidecar = read_sidecar(paths["pretrained", "AGIRI"])
     sets, folds, generators = scoring_sets(args.sample, agiri_sidecar)
     counts = {name: {"n_real": int((d["resize"].labels == REAL).sum()),
                      "n_fake": int((d["resize"].labels == FAKE).sum())} for name, d in sets.items()}
-    kept = trained_runs(out, counts) if args.keep_trained else {}
+    kept, kept_cifake = ({}, {}) if not args.keep_trained else kept_figures(
+        out, counts, {p.stem: read_sidecar(p) for p in paths.values()})
+    refuse_missing([p for row, p in paths.items() if not p.is_file() and (
+        row not in kept or row[1] == "CIFAKE" and p.stem not in kept_cifake)])     # an unchanged model is not read
     runs = []
     for row in ((backbone, trained_on) for backbone in BACKBONES for trained_on in TRAINING_SETS):
         runs += kept.get(row) or row_runs(row, paths, folds, sets, generators, agiri_sidecar, commit, args.sample,
                                           device)
-    result = {"runs": runs, "cifake test": cifake_test_figures(paths, args.sample, device), "columns": list(COLUMNS),
-              "in-domain": IN_DOMAIN, "seeds": list(SEEDS),
+    result = {"runs": runs, "cifake test": cifake_test_figures(paths, args.sample, device, kept_cifake),
+              "columns": list(COLUMNS), "in-domain": IN_DOMAIN, "seeds": list(SEEDS),
               "seeded under seconds": SEEDED_UNDER, "eval per class": EVAL_PER_CLASS,
               "scoring sets": counts,
               "n AGIRI training folds": len(folds["full"]), "sample_data": args.sample, "git_commit": commit,

@@ -1,6 +1,7 @@
 """The transfer matrix (code/matrix.py) on the sample data: every cell comes from a recorded run, the table and the
 figure from the cells, and tiny CIFAKE- and AGIRI-trained models fill their rows."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,7 @@ def test_a_missing_shipped_model_is_refused_in_one_line(tmp_path, monkeypatch):
         matrix.main(["--device", "cpu", "--out", str(tmp_path / "m.json")])
 
 
-def test_keep_trained_scores_the_shipped_rows_again_and_trains_nothing(sample_matrix, tmp_path, monkeypatch):
+def test_keep_trained_scores_only_a_retrained_model_and_trains_nothing(sample_matrix, tmp_path, monkeypatch):
     from project import ProjectError
     path, result = sample_matrix
     out = tmp_path / "matrix.json"
@@ -86,18 +87,36 @@ def test_keep_trained_scores_the_shipped_rows_again_and_trains_nothing(sample_ma
     refuse = lambda *a, **k: pytest.fail("--keep-trained trained a row")
     monkeypatch.setattr(matrix, "train_scratch", refuse)
     monkeypatch.setattr(matrix, "train_pretrained_both", refuse)
-    matrix.main(["--sample", "--device", "cpu", "--out", str(out), "--keep-trained"])
+    scored, score_row = [], matrix.score_row
+    monkeypatch.setattr(matrix, "score_row", lambda *a, **k: scored.append(1) or score_row(*a, **k))
+    keep = lambda: matrix.main(["--sample", "--device", "cpu", "--out", str(out), "--keep-trained"])
+    keep()                                                       # nothing retrained: every run kept, nothing scored
     kept = json.loads(out.read_text())
-    trained = lambda runs: [{k: v for k, v in run.items() if k != "git_commit"} for run in runs
-                            if run["model"] == "trained by matrix.py"]
-    assert trained(kept["runs"]) == trained(result["runs"])            # the same runs, in the same order
-    before = [run for run in result["runs"] if run["model"] == "trained by matrix.py"]
-    after = [run for run in kept["runs"] if run["model"] == "trained by matrix.py"]
-    assert [run["git_commit"] for run in after] == [run.get("git_commit", result["git_commit"]) for run in before]
-    shipped = [run for run in kept["runs"] if run["model"] != "trained by matrix.py"]
-    assert len(shipped) == len(matrix.SHIPPED_ROWS) and {r["git_commit"] for r in shipped} == {kept["git_commit"]}
-    assert set(kept["cifake test"]) == set(result["cifake test"])
-    changed = dict(kept, **{"eval per class": matrix.EVAL_PER_CLASS + 1})
+    own = lambda runs: [{**run, "git_commit": run.get("git_commit", result["git_commit"])} for run in runs]
+    assert kept["runs"] == own(result["runs"]) and kept["cifake test"] == result["cifake test"] and not scored
+
+    read_sidecar = matrix.read_sidecar                           # strong_model retrained: its row scored again
+    retrained = lambda p: (lambda s: dict(s, wall_seconds=s["wall_seconds"] + 1) if Path(p).stem == "strong_model"
+                           else s)(read_sidecar(p))
+    monkeypatch.setattr(matrix, "read_sidecar", retrained)
+    keep()
+    again = json.loads(out.read_text())
+    changed = [run for run in again["runs"] if run not in kept["runs"]]
+    assert [(run["model"], run["git_commit"]) for run in changed] == [("strong_model.pth", again["git_commit"])]
+    assert len(scored) == 1 and len(again["runs"]) == len(kept["runs"])
+    assert again["cifake test"]["pretrained_model"] == kept["cifake test"]["pretrained_model"]
+    assert again["cifake test"]["strong_model"]["training seconds"] == kept["cifake test"]["strong_model"][
+        "training seconds"] + 1
+
+    monkeypatch.setattr(matrix, "make_sample_models", lambda paths: None)   # an unchanged model need not be on disk
+    sidecar = matrix.model_file("pretrained_model", sample=True).with_suffix(".json")
+    (tmp_path / sidecar.name).write_text(sidecar.read_text())  # its sidecar, not its weights
+    model_file = matrix.model_file
+    monkeypatch.setattr(matrix, "model_file", lambda name, sample=False: tmp_path / f"{name}.pth"
+                        if name == "pretrained_model" else model_file(name, sample))
+    keep()
+    assert json.loads(out.read_text())["cifake test"] == again["cifake test"]
+    changed = dict(again, **{"eval per class": matrix.EVAL_PER_CLASS + 1})
     out.write_text(json.dumps(changed))
     with pytest.raises(ProjectError, match="scored on other images"):
         matrix.main(["--sample", "--device", "cpu", "--out", str(out), "--keep-trained"])
