@@ -40,6 +40,24 @@ def test_each_generator_trains_samples_deterministically_and_is_cached(name, rea
     assert other != folder                                                 # other training images, another folder
 
 
+def test_an_own_generator_not_made_is_named_with_its_command_and_its_audit_skipped(reals, tmp_path, capsys):
+    """reproduce.py audits the own generators it finds; each one missing is a line in the report, never a silent gap."""
+    from reporting import Report
+    from sections import audits
+    missing = owngen.not_made(reals, sample=True, root=tmp_path)
+    assert len(missing) == len(owngen.MODELS) and "python code/owngen.py --only gan --sample" in missing[0]
+    made = owngen.own_folder("vae", reals, root=tmp_path)
+    made.mkdir(parents=True)
+    (made / "settings.json").write_text("{}")
+    assert owngen.made_folders(reals, tmp_path) == {"vae": made}
+    missing = owngen.not_made(reals, root=tmp_path)
+    assert [line.split()[1] for line in missing] == ["gan", "flow"] and "--sample" not in missing[0]
+    report = Report(tmp_path / "out", "")
+    audits(report, {}, missing)
+    text = "\n".join(report.lines)
+    assert text.count("- skipped: own ") == 2 and capsys.readouterr().out.count("skipped the audit of own") == 2
+
+
 def test_the_flow_is_invertible_and_its_likelihood_learns(reals):
     torch.manual_seed(0)
     flow = owngen.Flow(width=8)
