@@ -280,14 +280,12 @@ def own_generator(name, images, seed=0, settings=None, samples=SAMPLES, root=OWN
 
 def made_folders(images, root=OWN_DIR):
     """{name: folder} of the own generators already made from these training images with the default settings."""
-    return {name: own_folder(name, images, root=root) for name in MODELS
-            if (own_folder(name, images, root=root) / "settings.json").is_file()}
+    folders = {name: own_folder(name, images, root=root) for name in MODELS}
+    return {name: folder for name, folder in folders.items() if (folder / "settings.json").is_file()}
 
 
-def not_made(images, sample=False, root=OWN_DIR):
-    """One line for each own generator not yet made from these training images: what is missing and the command
-    that makes it (about 20 minutes for all three on 2 CPU cores)."""
-    made = made_folders(images, root)
+def not_made(made, sample=False):
+    """One line for each own generator missing from `made` (made_folders): its name and the command that makes it."""
     return [f"own {name} (not made yet: python code/owngen.py --only {name}{' --sample' if sample else ''})"
             for name in MODELS if name not in made]
 

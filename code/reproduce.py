@@ -103,18 +103,17 @@ def main(argv=None):
     folder = {key: dataset_dir(key, args.sample) for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir",
                                                             "agiri_subset_dir", "faces_dir", "ddpm32_dir",
                                                             "generators32_dir")}
-    reals, own_reals = folder["CIFAKE_dir"] / "test" / "REAL", benchmark_reals(args.sample)
+    reals, own = folder["CIFAKE_dir"] / "test" / "REAL", owngen.made_folders(benchmark_reals(args.sample))
     audited = {"CIFAKE": (folder["CIFAKE_dir"], None), "AGIRI": (folder["AGIRI_dir"], None),
                sections.AGIRI_SUBSET: (folder["agiri_subset_dir"], None),
                "faces": (folder["faces_dir"], None), "DDPM-32 vs CIFAKE test/REAL": (folder["ddpm32_dir"], reals),
                **{f"{g} vs CIFAKE test/REAL": (folder["generators32_dir"] / g, reals) for g in DEV_GENERATORS
                   if (folder["generators32_dir"] / g).is_dir()},
                **{f"own {g} vs CIFAKE test/REAL": (made, reals)
-                  for g, made in owngen.made_folders(own_reals).items()}}
-    not_audited = owngen.not_made(own_reals, args.sample)
+                  for g, made in own.items()}}
     scored = (models, device, store)
     # The study, step by step (each function: sections.py)
-    section("audits", lambda: sections.audits(report, audited, not_audited))
+    section("audits", lambda: sections.audits(report, audited, owngen.not_made(own, args.sample)))
     section("cifake", lambda: sections.cifake(report, sidecars, folder["CIFAKE_dir"], *scored))
     section("cifar100", lambda: sections.cifar100(report, folder["CIFAR100_dir"], *scored))
     section("agiri", lambda: sections.mixed(report, sidecars, folder["AGIRI_dir"], *scored, "agiri", "AGIRI",

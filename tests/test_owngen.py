@@ -44,13 +44,13 @@ def test_an_own_generator_not_made_is_named_with_its_command_and_its_audit_skipp
     """reproduce.py audits the own generators it finds; each one missing is a line in the report, never a silent gap."""
     from reporting import Report
     from sections import audits
-    missing = owngen.not_made(reals, sample=True, root=tmp_path)
+    missing = owngen.not_made(owngen.made_folders(reals, tmp_path), sample=True)
     assert len(missing) == len(owngen.MODELS) and "python code/owngen.py --only gan --sample" in missing[0]
     made = owngen.own_folder("vae", reals, root=tmp_path)
     made.mkdir(parents=True)
     (made / "settings.json").write_text("{}")
     assert owngen.made_folders(reals, tmp_path) == {"vae": made}
-    missing = owngen.not_made(reals, root=tmp_path)
+    missing = owngen.not_made(owngen.made_folders(reals, tmp_path))
     assert [line.split()[1] for line in missing] == ["gan", "flow"] and "--sample" not in missing[0]
     report = Report(tmp_path / "out", "")
     audits(report, {}, missing)
