@@ -80,10 +80,10 @@ def agiri_fold(root, sidecar, preprocess):
     return data.subset(~is_held), data.subset(is_held), formats[is_held]
 
 
-def scoring_sets(sample, agiri_sidecar):
-    """{name: {"resize": ImageSet at 32 px, "full": the same images at full size}} for every column's scoring set,
-    and the AGIRI subset's training folds in both decodings."""
-    cifake = load_cifake(cifake_root(sample=sample), "test", verbose=False)
+def scoring_sets(sample, agiri_sidecar, cifake):
+    """{name: {"resize": ImageSet at 32 px, "full": the same images at full size}} for every column's scoring set
+    (`cifake`: CIFAKE's test split, which its column samples), and the AGIRI subset's training folds in both
+    decodings."""
     cifake_reals = draw(cifake.subset(cifake.labels == REAL))
     fakes, _ = development_sets(cifake_root(sample=sample), dataset_dir("ddpm32_dir", sample),
                                 dataset_dir("generators32_dir", sample))
@@ -183,11 +183,10 @@ def make_sample_models(paths):
             train_sample_pretrained(dataset, paths[row])
 
 
-def cifake_test_figures(paths, sample, device, kept=None):
+def cifake_test_figures(paths, test, device, kept=None):
     """The CIFAKE-trained shipped models on all of CIFAKE's test split, at their validation thresholds, with 95%
     intervals: pretrained_model beside strong_model (and the published anchors, in the README). `kept`: the figures
-    of unchanged models, from the last results file."""
-    test = load_cifake(cifake_root(sample=sample), "test", verbose=False)
+    of unchanged models, from the last results file. `test`: CIFAKE's test split."""
     figures = dict(kept or {})
     for backbone in BACKBONES:
         path = paths[backbone, "CIFAKE"]
@@ -347,7 +346,8 @@ def main(argv=None):
     if not args.keep_trained:
         refuse_missing([p for p in paths.values() if not p.is_file()])
     agiri_sidecar = read_sidecar(paths["pretrained", "AGIRI"])
-    sets, folds, generators = scoring_sets(args.sample, agiri_sidecar)
+    cifake_test = load_cifake(cifake_root(sample=args.sample), "test", verbose=False)   # decoded once, used twice
+    sets, folds, generators = scoring_sets(args.sample, agiri_sidecar, cifake_test)
     counts = {name: {"n_real": int((d["resize"].labels == REAL).sum()),
                      "n_fake": int((d["resize"].labels == FAKE).sum())} for name, d in sets.items()}
     kept, kept_cifake = ({}, {}) if not args.keep_trained else kept_figures(
@@ -358,7 +358,7 @@ def main(argv=None):
     for row in ((backbone, trained_on) for backbone in BACKBONES for trained_on in TRAINING_SETS):
         runs += kept.get(row) or row_runs(row, paths, folds, sets, generators, agiri_sidecar, commit, args.sample,
                                           device)
-    result = {"runs": runs, "cifake test": cifake_test_figures(paths, args.sample, device, kept_cifake),
+    result = {"runs": runs, "cifake test": cifake_test_figures(paths, cifake_test, device, kept_cifake),
               "columns": list(COLUMNS), "in-domain": IN_DOMAIN, "seeds": list(SEEDS),
               "seeded under seconds": SEEDED_UNDER, "eval per class": EVAL_PER_CLASS,
               "scoring sets": counts,
