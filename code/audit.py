@@ -135,7 +135,7 @@ def facts_of(paths, workers=None):
                 for f in part]
 
 
-def duplicates(files):
+def identical_files(files):
     """Byte-identical files: groups (2 or more copies anywhere), and the groups that span classes or splits."""
     ok = files[files["digest"].notna()]
     copies = ok["digest"].map(ok["digest"].value_counts())
@@ -226,7 +226,7 @@ def audit(root, threshold=FLAG_AUROC, colour=True, verbose=True, real=None):
     ok = files[files["error"].isna()].reset_index(drop=True)
     report = {"dataset": shown(root), "files": len(files), "bad_files": bad[["path", "error"]].values.tolist(),
               "per_class": per_class_summary(files).reset_index(names="split and class").to_dict(orient="records"),
-              "duplicates": duplicates(files), "flags": []}
+              "duplicates": identical_files(files), "flags": []}
     meta = report["metadata_shortcut"] = metadata_test(ok, ok["label"], ok["split"])
     if meta["auroc"] >= threshold:
         report["flags"].append(metadata_flag(meta, threshold, "the classes"))

@@ -34,7 +34,7 @@ FALLBACK_MODEL = "strong_model"          # the most accurate on CIFAKE, when the
 
 
 def default_model_name(card=MODEL_CARD):
-    """The model the model card names as predict.py's default (publish.DEFAULT_RULE), else FALLBACK_MODEL."""
+    """The model the model card names as predict.py's default (publish.DEFAULT_MODEL_RULE), else FALLBACK_MODEL."""
     chosen = json.loads(Path(card).read_text()).get("default_model") if Path(card).is_file() else None
     return chosen["model"] if chosen else FALLBACK_MODEL
 

@@ -10,7 +10,7 @@ The AGIRI detector is validated in this order, so that nothing is chosen on the 
    grouped cross-validation on the rest, on the out-of-fold AUROC of the JPEG fakes against the reals (the fakes'
    PNG files would otherwise let the file format speak); the temperature and threshold come from the same
    out-of-fold scores;
-4. the final model is trained on the whole rest; then the held-out fold is scored once, SHIPPING_RULE (fixed in code
+4. the final model is trained on the whole rest; then the held-out fold is scored once, FULL_SIZE_SHIPPING_RULE (fixed in code
    before any fold was scored) gives the verdict, the transfer sets are scored, and the model is saved with it all.
 Every training image is re-encoded as JPEG at a random quality in each of its AUGMENT_COPIES copies (the
 frozen-backbone form of "a new augmentation each epoch"), so the PNG/JPEG difference cannot be learnt.
@@ -50,9 +50,9 @@ CIFAKE_SHIPPING_RULE = ("pretrained_model ships (joins the model card) only if i
                         f"strong_model's on the same validation split; the goal is {CIFAKE_GOAL:.1%} accuracy on "
                         "CIFAKE's test split. Written before the test split was scored.")
 FINETUNE = dict(blocks=1, epochs=6, batch_size=64, lr=3e-4, head_lr=3e-3, weight_decay=0.01)
-SHIP_AT_LEAST, GOAL = 0.95, 0.98    # held-out AUROC, JPEG fakes alone, that a shipped agiri_model must reach / aims at
-SHIPPING_RULE = (f"agiri_model ships (predict.py scores images over 64 px with it) if its held-out AUROC on the "
-                 f"JPEG fakes alone against the reals is at least {SHIP_AT_LEAST}; the goal is {GOAL}. Written before "
+FULL_SIZE_SHIP_AT_LEAST, FULL_SIZE_GOAL = 0.95, 0.98    # held-out AUROC, JPEG fakes alone, that a shipped agiri_model must reach / aims at
+FULL_SIZE_SHIPPING_RULE = (f"agiri_model ships (predict.py scores images over 64 px with it) if its held-out AUROC on the "
+                 f"JPEG fakes alone against the reals is at least {FULL_SIZE_SHIP_AT_LEAST}; the goal is {FULL_SIZE_GOAL}. Written before "
                  f"the held-out fold was scored.")
 
 
@@ -290,13 +290,13 @@ def fit_agiri(root, faces_root=None, cifake_root=None, ddpm32_root=None, backbon
             "cross-validation": cv_rows, "finetune settings": FINETUNE,
             "validation": {**calibrated["val_at_threshold"], "source": f"out-of-fold scores of {CV_FOLDS}-fold CV"},
             "temperature": temperature, "calibration": {k: calibrated[k] for k in ("val_ece_before", "val_ece")},
-            "shipping rule": SHIPPING_RULE, "seconds to choose (CV)": round(cv_seconds, 1),
+            "shipping rule": FULL_SIZE_SHIPPING_RULE, "seconds to choose (CV)": round(cv_seconds, 1),
             "device": str(device), "torch": torch.__version__, "git_commit": commit}
     info["held-out"] = held_out_figures(model, features, held_out, formats, threshold)
     auroc_jpeg = info["held-out"]["JPEG fakes"]["auroc"]
-    info["ships"] = bool(auroc_jpeg >= SHIP_AT_LEAST)
+    info["ships"] = bool(auroc_jpeg >= FULL_SIZE_SHIP_AT_LEAST)
     print(f"held-out fold: AUROC {info['held-out']['all fakes']['auroc']:.4f} (all fakes), {auroc_jpeg:.4f} (JPEG "
-          f"fakes alone); {'ships' if info['ships'] else 'does not ship'} by the rule (at least {SHIP_AT_LEAST})")
+          f"fakes alone); {'ships' if info['ships'] else 'does not ship'} by the rule (at least {FULL_SIZE_SHIP_AT_LEAST})")
     info["transfer"] = transfer_figures(model, faces_root, cifake_root, ddpm32_root, device)
     info["wall_seconds"] = round(time.perf_counter() - started, 1)
     if save is not None:

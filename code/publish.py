@@ -80,7 +80,7 @@ def model_card(results, sidecars):
         lines += full_size_lines(full_size)
     default = default_model(results)
     if default:
-        lines += ["## Which model predict.py uses", "", f"{DEFAULT_RULE} Today that is **{default['model']}** (worst "
+        lines += ["## Which model predict.py uses", "", f"{DEFAULT_MODEL_RULE} Today that is **{default['model']}** (worst "
                   f"case AUROC {default['worst-case AUROC']:.3f}, on {default['worst on']}).", ""]
     return {"markdown": "\n".join(lines), "data": {"intended_use": INTENDED_USE, "limitations": LIMITATIONS,
                                                     "default_model": default, "models": data,
@@ -133,14 +133,14 @@ def full_size_lines(entry):
 
 
 DEFAULT_LEAST_CIFAKE_AUROC = 0.98
-DEFAULT_RULE = (f"predict.py scores with the shipped model that, among those with CIFAKE test AUROC at least "
+DEFAULT_MODEL_RULE = (f"predict.py scores with the shipped model that, among those with CIFAKE test AUROC at least "
                 f"{DEFAULT_LEAST_CIFAKE_AUROC} (competent on the generator they were trained for), has the highest "
                 f"worst AUROC over the development generators (against CIFAKE's test reals): a user's images may come "
                 f"from any generator, so the model to trust is the one whose weakest case is least weak.")
 
 
 def default_model(results):
-    """The shipped model DEFAULT_RULE picks from results.json's "generators" rows (None without them, or when no
+    """The shipped model DEFAULT_MODEL_RULE picks from results.json's "generators" rows (None without them, or when no
     model is competent on CIFAKE)."""
     rows = results.get("generators", {}).get("rows", {})
     cases = {name: {g: row[f"{g} AUROC"] for g in results["generators"]["development"]}
@@ -150,7 +150,7 @@ def default_model(results):
         return None
     best = max(cases, key=lambda name: min(cases[name].values()))
     worst = min(cases[best], key=cases[best].get)
-    return {"model": best, "worst-case AUROC": cases[best][worst], "worst on": worst, "rule": DEFAULT_RULE}
+    return {"model": best, "worst-case AUROC": cases[best][worst], "worst on": worst, "rule": DEFAULT_MODEL_RULE}
 
 
 def readme_tables(results):

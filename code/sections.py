@@ -18,14 +18,14 @@ from evaluate import (BOOTSTRAP_RESAMPLES, DEV_GENERATORS, ECE_BINS, accounting_
                       score_at_threshold, summary_row, temperature_of)
 from explain import CAM_METHODS, cam_maps, centre_share, gate_statistics, overlay, pick_examples, srm_gates
 from imagefiles import PREPROCESSINGS
-from pretrained import GOAL, SHIP_AT_LEAST
+from pretrained import FULL_SIZE_GOAL, FULL_SIZE_SHIP_AT_LEAST
 from project import ProjectError
 from publish import ANCHORS, ORIGINAL_DETAILS, ORIGINAL_STUDY, PAPER_ACCURACY, PAPER_CNNS
 from reporting import markdown
 from robustness import perturbation_table, wide_table
 from training import RECIPES, SHIPPED_MODELS, Recipe, train_command
-from variants import (GENERAL_RULE, SHIPPING_RULE, benchmark_table, family_table, general_decision,
-                      held_out_generators, no_outside_decision, protocol, shipping_decision, variant_table)
+from variants import (GENERAL_RULE, VARIANT_SHIPPING_RULE, benchmark_table, family_table, general_decision,
+                      held_out_generators, no_outside_decision, protocol, variant_shipping_decision, variant_table)
 
 
 def cifake(report, sidecars, root, models, device, store):
@@ -246,7 +246,7 @@ def generators(report, sidecars, folder, models, device, store, variants_file):
     recipes = {run["recipe"] for run in variants["runs"] if run.get("recipe")} | {"fast"}     # zero-shot runs: none
     report.results["generators"] = {
         "recipes": {name: asdict(RECIPES[name]) for name in sorted(recipes)},
-        "decision": shipping_decision(rows) if SHIPPING_RULE["against"] in rows else None,
+        "decision": variant_shipping_decision(rows) if VARIANT_SHIPPING_RULE["against"] in rows else None,
         "n_fake": {g: len(images) for g, images in fakes.items()}, "n_real": len(reals),
         "development": list(DEV_GENERATORS),
         "variants": {k: variants.get(k) for k in ("device", "machine", "torch", "commit")}, "rows": rows}
@@ -282,8 +282,8 @@ def fullsize(report, path, train=None):
     sidecar = json.loads(path.with_suffix(".json").read_text())
     held = sidecar["held-out"]
     report.results["fullsize"] = {"model": FULL_SIZE_MODEL, **{key: sidecar[key] for key in FULL_SIZE_KEYS},
-                                  "held-out fraction": sidecar["held_out"]["fraction"], "ship at least": SHIP_AT_LEAST,
-                                  "goal": GOAL}
+                                  "held-out fraction": sidecar["held_out"]["fraction"], "ship at least": FULL_SIZE_SHIP_AT_LEAST,
+                                  "goal": FULL_SIZE_GOAL}
     report.text(f"## The full-size detector: {FULL_SIZE_MODEL} on the {AGIRI_SUBSET}",
                 f"{sidecar['report']}; {sidecar['duplicate groups']} duplicate groups; {sidecar['n_held_out']} images "
                 f"held out first, {sidecar['n_train']} for {sidecar['cv_folds']}-fold grouped cross-validation. "

@@ -295,10 +295,10 @@ def variant_table(runs, shipped=None):
 
 # The rule for shipping a general model, set before the study: the CIFAKE-only variant with the best mean AUROC over
 # the development generators, among those that beat strong_model's mean by LEAST_GAIN and keep CIFAKE test AUROC.
-SHIPPING_RULE = {"against": "strong_model", "least gain": 0.05, "least CIFAKE AUROC": 0.98}
+VARIANT_SHIPPING_RULE = {"against": "strong_model", "least gain": 0.05, "least CIFAKE AUROC": 0.98}
 
 
-def shipping_decision(rows, rule=SHIPPING_RULE):
+def variant_shipping_decision(rows, rule=VARIANT_SHIPPING_RULE):
     """Which CIFAKE-only variant, if any, the rule ships: {"rule", "chosen" (a name or None), "variants": each
     variant's gain over the reference and whether it qualifies}."""
     reference = rows[rule["against"]]["mean development AUROC"]
