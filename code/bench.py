@@ -35,20 +35,44 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import tarfile
+
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 
-import publish
-from checkpoints import load_model
-from classes import Batcher, CIFAKE_CNN, build_model, count_parameters, load_cifake, normalise
-from evaluate import predict_scores, score_at_threshold, score_dataset, score_files
-from generalise import FAKE_MAKERS, INPUTS
-from imagefiles import decode_files, find_image_files
-from gpucheck import FAST_JSON, bench_gpu, unpack_archives
-from project import REPO_ROOT, config_path, fast_bfloat16, git_commit, machine_description, model_file, timed
-from training import FAST_STRONG, RECIPES, SHIPPED_MODELS, split_train_val, train_model
+from classes import CIFAKE_CNN, load_cifake
+from realfake.data import file_facts
+from realfake.data.batcher import Batcher
+from realfake.data.imagefiles import decode_files, find_image_files
+from realfake.data.inputs import INPUTS, normalise
+from realfake.data.splits import split_train_val
+from realfake.evaluation import audit
+from realfake.evaluation.scoring import score_files
+from realfake.metrics import score_at_threshold
+from realfake.models import generators
+from realfake.models.checkpoints import load_model
+from realfake.models.inference import predict_scores, score_dataset
+from realfake.models.networks import build_model, count_parameters
+from realfake.project import (
+    REPO_ROOT,
+    config_path,
+    fast_bfloat16,
+    git_commit,
+    machine_description,
+    model_file,
+    shown,
+    timed,
+)
+from realfake.publishing import publish
+from realfake.studies import variants, zeroshot
+from realfake.training import own_generators, pretrained
+from realfake.training.fake_makers import FAKE_MAKERS
+from realfake.training.loop import train_model
+from realfake.training.recipes import FAST_STRONG, RECIPES, SHIPPED_MODELS
 
+FAST_JSON = REPO_ROOT / "notes" / "logs" / "bench_fast.json"    # written by `fast`, read by `gpu`
 RECIPES_JSON = REPO_ROOT / "notes" / "logs" / "bench_recipes.json"    # written by `recipes`, read by publish.py
 
 
@@ -220,22 +244,20 @@ def bench_nofake(data, steps=100):
     training split) and the untrained base CNN's scoring speed in the same run: each own generator (owngen.py;
     `steps` steps timed and scaled to its full steps, then its samples drawn; budget 30 minutes for the three) and
     the zero-shot detector (zeroshot.py: its fit, and images scored per second)."""
-    import owngen
-    import zeroshot
     train, val = split_train_val(data)
     reals = train.images[train.labels == 1]
     _, history = train_model(train, val, replace(RECIPES["fast"], epochs=1), progress=False)
     epoch = history["epochs"][0]["seconds"]
     print(f"baseline: one epoch of the fast recipe (base CNN, {len(train)} images): {epoch:.1f} s")
     total = 0.0
-    for name in owngen.MODELS:
-        full = owngen.settings_for(name, len(reals))
-        seconds, model = timed(lambda: owngen.train_generator(name, reals, settings={**full, "steps": steps},
+    for name in generators.MODELS:
+        full = own_generators.settings_for(name, len(reals))
+        seconds, model = timed(lambda: own_generators.train_generator(name, reals, settings={**full, "steps": steps},
                                                               progress=False))
-        drawing, _ = timed(lambda: owngen.draw(model, owngen.SAMPLES))
+        drawing, _ = timed(lambda: own_generators.draw(model, own_generators.SAMPLES))
         made = seconds / steps * full["steps"] + drawing
         total += made
-        print(f"own {name}: {seconds / steps * 1000:.0f} ms a step; {full['steps']} steps and {owngen.SAMPLES} "
+        print(f"own {name}: {seconds / steps * 1000:.0f} ms a step; {full['steps']} steps and {own_generators.SAMPLES} "
               f"samples ({drawing:.1f} s) make {made:.0f} s, {made / epoch:.1f}x the baseline epoch")
     print(f"own generators, all three: {total:.0f} s ({total / 60:.1f} min; budget 30 min)")
     fit, detector = timed(lambda: zeroshot.fit_detector(reals, 0, zeroshot.PATCH_MODEL))
@@ -251,9 +273,8 @@ def bench_backbone(n=256, probe_rows=4245):
     """EfficientNet-Lite0 feature extraction at 224 px (float32 and, where fast, bfloat16), fitting the linear probe
     and one fine-tuning epoch at the AGIRI detector's sizes (random features: the cost, not the result), against
     the base CNN scoring 32 px images in the same run."""
-    import pretrained
-    from backbone import TAP_WIDTHS, TAPS, build_backbone, run_backbone
-    from project import pick_device
+    from realfake.models.backbone import TAP_WIDTHS, TAPS, build_backbone, run_backbone
+    from realfake.project import pick_device
     device = pick_device("auto")
     images = torch.randint(0, 256, (n, 3, 224, 224), dtype=torch.uint8)
     net = build_backbone()
@@ -384,7 +405,6 @@ def bench_logo(sample=False):
     """The benchmark's leave-one-generator-out protocol for the fast recipe (balanced sources), one seed, as
     `variants.py --protocol logo` runs it (budget: 10 minutes on 2 cores), beside one plain fast training (CIFAKE
     only) in the same run. Each step's seconds include its scoring."""
-    import variants
     started = time.perf_counter()
     data = variants.load_data(sample)
     print(f"loading CIFAKE, the generators and the faces: {time.perf_counter() - started:.1f} s")
@@ -403,15 +423,97 @@ def bench_logo(sample=False):
 def bench_audit(root):
     """audit.py on all of CIFAKE (target: at most 60 s on 2 cores). Its metadata comes from file headers: the
     baseline is decoding every pixel of the same files (decode_files, all cores, no cache)."""
-    import audit
-    layout = audit.find_layout(root)
-    t_headers, facts = timed(lambda: audit.read_facts(root, layout))
+    layout = file_facts.find_layout(root)
+    t_headers, facts = timed(lambda: file_facts.read_facts(root, layout))
     t_audit, report = timed(lambda: audit.audit(root, verbose=False))
     paths = [Path(root) / path for path in facts["path"]]
     t_decode, _ = timed(lambda: decode_files(paths))
     print(f"audit of CIFAKE ({report['files']} files): {t_audit:.1f} s in all; its header pass {t_headers:.1f} s "
           f"against a full decode of the same files {t_decode:.1f} s ({t_decode / t_headers:.1f}x)")
     return t_audit
+
+
+# ----------------------------------------------------------------------------------------------
+# The GPU check (`python code/bench.py gpu`): three trainings, test.py and predict.py on the 20,000 test images, each
+# beside the CPU figure it is compared with, then the suite's tests that need no dataset on CUDA.
+
+def unpack_archives(folder, data_dir):
+    """Unpack every CIFAKE archive in `folder` into `data_dir` (they unpack to CIFAKE/<split>/...)."""
+    archives = sorted(Path(folder).glob("cifake-*.tar.gz"))
+    if not archives:
+        sys.exit(f"no cifake-*.tar.gz in {folder}: copy ../shared/data/cifake-*.tar.gz there first")
+    for archive in archives:
+        with tarfile.open(archive) as tar:
+            tar.extractall(data_dir, filter="data")
+
+
+def cpu_reference():
+    """The CPU figures of this repo's README, from the files they are generated from: {run: (seconds, accuracy)}."""
+    sidecar = lambda name: json.loads((REPO_ROOT / "models" / f"{name}.json").read_text())
+    results = REPO_ROOT / "notes" / "results" / "results.json"
+    test_accuracy = json.loads(results.read_text())["cifake_test"]["models"] if results.is_file() else {}
+    reference = {f"{name}, {recipe}": (sidecar(model)["wall_seconds"], test_accuracy.get(model, {}).get("accuracy"))
+                 for name, recipe, model in (("base CNN", "original recipe, 10 epochs", "base_model"),
+                                             ("strong net", "strong recipe, 30 epochs", "strong_model"))}
+    if FAST_JSON.is_file():
+        fast = json.loads(FAST_JSON.read_text())["runs"]["fast"][0]
+        reference["base CNN, fast recipe"] = (fast["seconds"], fast["accuracy"])
+    return reference
+
+
+def bench_gpu(root, output=None):
+    """The GPU check: the base CNN trained with the original recipe (10 epochs) and the fast recipe and the strong
+    net with the strong recipe (30 epochs), each timed and scored on CIFAKE test; test.py and predict.py on the 20,000
+    test images, on CUDA and on this machine's CPU; last, the suite's tests that need no dataset with CUDA wherever a
+    test takes a device. One table beside the CPU figures of the README (test accuracy at 0.5), written to `output`
+    after every row, so a run cut short keeps the rows it finished."""
+    if not torch.cuda.is_available():
+        sys.exit(f"bench.py gpu needs a CUDA GPU, and torch {torch.__version__} finds none on this machine")
+    device = torch.device("cuda")
+    print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
+          f"bfloat16 {'on' if fast_bfloat16(device) else 'off'}", flush=True)
+    rows = []
+
+    def record(row):
+        rows.append(row)
+        print(row, flush=True)
+        if output:
+            Path(output).write_text(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
+                                                "rows": rows}, indent=2, default=str) + "\n")
+
+    train, val = split_train_val(load_cifake(root, "train"))
+    test = load_cifake(root, "test")
+    reference = cpu_reference()
+    for name, recipe, arch in (("base CNN, original recipe, 10 epochs", replace(RECIPES["original"], epochs=10), "cnn"),
+                               ("base CNN, fast recipe", RECIPES["fast"], "cnn"),
+                               ("strong net, strong recipe, 30 epochs", RECIPES["strong"], "strong")):
+        seconds, (model, history) = timed(lambda: train_model(train, val, recipe, arch, device=device, progress=False))
+        accuracy = score_at_threshold(test.labels.numpy(), score_dataset(model, test, device), 0.5)["accuracy"]
+        cpu_seconds, cpu_accuracy = reference.get(name, (None, None))
+        record({"run": name, "gpu_seconds": seconds, "cpu_seconds": cpu_seconds, "gpu_result": accuracy,
+                "gpu_validation_last_epoch": history["epochs"][-1]["val_accuracy"], "cpu_result": cpu_accuracy,
+                "cpu_source": "README (2-core CPU)"})
+    for name, command in (("test.py -mf base_model", ["code/test.py", "-mf", "base_model", "--data", str(root)]),
+                          ("predict.py on the test images", ["code/predict.py", str(Path(root) / "test"), "-mf",
+                                                             "base_model", "--csv", os.devnull])):
+        times = {}
+        for where in ("cuda", "cpu"):
+            call = [sys.executable, *command, "--device", where]
+            times[where], run = timed(lambda: subprocess.run(call, cwd=REPO_ROOT, capture_output=True, text=True))
+            if run.returncode != 0:
+                sys.exit(f"{name} failed on {where}: {run.stderr.strip().splitlines()[-1]}")
+        record({"run": name, "gpu_seconds": times["cuda"], "cpu_seconds": times["cpu"], "gpu_result": "ran",
+                "cpu_source": "this machine's CPU, same run"})
+    suite = [sys.executable, "-m", "pytest", "-q", "-rfE", "-m", "not real_data", "tests"]     # -rfE: names failures
+    seconds, run = timed(lambda: subprocess.run(suite, cwd=REPO_ROOT, env=dict(os.environ, CIFAKE_TEST_DEVICE="cuda")))
+    record({"run": "test suite without datasets", "gpu_seconds": seconds,
+            "gpu_result": "passed" if run.returncode == 0 else f"failed (exit {run.returncode})"})
+    table = pd.DataFrame(rows).set_index("run")
+    table["speed-up"] = table["cpu_seconds"] / table["gpu_seconds"]
+    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    if output:
+        print(f"wrote {shown(output)}")
+    return table
 
 
 def benches(root, seeds):

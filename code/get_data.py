@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from project import ProjectError, config_path
+from realfake.project import ProjectError, config_path
 
 KAGGLE_HOST = ("www.kaggle.com", 443)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}

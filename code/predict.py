@@ -23,18 +23,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd
 from PIL import Image
 
-import cli
-from checkpoints import load_model
-from evaluate import FULL_SIZE_ABOVE, MODEL_CARD, out_of_domain_notice, parse_threshold, score_files
-from imagefiles import PREPROCESSINGS, find_image_files
-from project import model_path, pick_device
-
-
-FALLBACK_MODEL = "strong_model"          # the most accurate on CIFAKE, when the card names no default
+from realfake import cli
+from realfake.data.imagefiles import PREPROCESSINGS, find_image_files
+from realfake.evaluation.scoring import parse_threshold, score_files
+from realfake.models.checkpoints import load_model
+from realfake.project import model_path, pick_device
+from realfake.publishing.publish import MODEL_CARD, out_of_domain_notice
+from realfake.rules import FALLBACK_MODEL, FULL_SIZE_ABOVE
 
 
 def default_model_name(card=MODEL_CARD):
-    """The model the model card names as predict.py's default (publish.DEFAULT_MODEL_RULE), else FALLBACK_MODEL."""
+    """The model the model card names as predict.py's default (rules.DEFAULT_MODEL_RULE), else FALLBACK_MODEL."""
     chosen = json.loads(Path(card).read_text()).get("default_model") if Path(card).is_file() else None
     return chosen["model"] if chosen else FALLBACK_MODEL
 
@@ -129,7 +128,7 @@ def main(argv=None):
     if args.json:
         table.to_json(args.json, orient="records", indent=2)
     if args.explain:                                  # Grad-CAM is set up for the 32 px networks only
-        from explain import save_overlays
+        from realfake.evaluation.explain import save_overlays
         for model, images, scored in explained:
             save_overlays(model, images, scored, args.explain, device)
         print(f"wrote {sum(len(t) for _, _, t in explained)} explanations to {args.explain}"

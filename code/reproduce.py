@@ -20,22 +20,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd
 import torch
 
-import cli
-import matrix
-import owngen
-import sections
-from evaluate import BOOTSTRAP_RESAMPLES, DEV_GENERATORS, ECE_BINS, ScoreStore
-from project import (REPO_ROOT, STAND_IN_NOTE, ProjectError, config_path, dataset_dir, git_commit,
-                     machine_description, model_file, pick_device, shown)
-from publish import model_card, readme_tables, update_readme
-from reporting import Report, markdown
-from splits import benchmark_reals
-from training import SHIPPED_MODELS, train_or_load
-
+from realfake import cli
+from realfake.evaluation.scoring import DEV_GENERATORS
+from realfake.metrics import BOOTSTRAP_RESAMPLES, ECE_BINS
+from realfake.models.inference import ScoreStore
+from realfake.project import (
+    REPO_ROOT,
+    STAND_IN_NOTE,
+    ProjectError,
+    config_path,
+    dataset_dir,
+    git_commit,
+    machine_description,
+    model_file,
+    pick_device,
+    shown,
+)
+from realfake.publishing import sections
+from realfake.publishing.publish import model_card, readme_tables, update_readme
+from realfake.publishing.reporting import Report, markdown
+from realfake.training import own_generators
+from realfake.training.loop import train_or_load, train_sample_pretrained
+from realfake.training.pools import benchmark_reals
+from realfake.training.recipes import SHIPPED_MODELS
 
 SECTION_KEYS = {        # section: the results.json keys it writes (kept from the last run when --only skips it)
     "audits": ("audit",), "cifake": ("cifake_test", "cifake_train"), "cifar100": ("cifar100",), "agiri": ("agiri",),
-    "agiri_subset": ("agiri_subset",), "faces": ("faces",), "ddpm32": ("ddpm32",), "robustness": ("robustness",), "explanations": ("explanations",),
+    "agiri_subset": ("agiri_subset",), "faces": ("faces",), "ddpm32": ("ddpm32",), "robustness": ("robustness",),
+    "explanations": ("explanations",),
     "generators": ("generators",), "benchmark": ("benchmark",), "fullsize": ("fullsize",), "matrix": ("matrix",)}
 
 
@@ -103,7 +115,7 @@ def main(argv=None):
     folder = {key: dataset_dir(key, args.sample) for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir",
                                                             "agiri_subset_dir", "faces_dir", "ddpm32_dir",
                                                             "generators32_dir")}
-    reals, own = folder["CIFAKE_dir"] / "test" / "REAL", owngen.made_folders(benchmark_reals(args.sample))
+    reals, own = folder["CIFAKE_dir"] / "test" / "REAL", own_generators.made_folders(benchmark_reals(args.sample))
     audited = {"CIFAKE": (folder["CIFAKE_dir"], None), "AGIRI": (folder["AGIRI_dir"], None),
                sections.AGIRI_SUBSET: (folder["agiri_subset_dir"], None),
                "faces": (folder["faces_dir"], None), "DDPM-32 vs CIFAKE test/REAL": (folder["ddpm32_dir"], reals),
@@ -113,7 +125,7 @@ def main(argv=None):
                   for g, made in own.items()}}
     scored = (models, device, store)
     # The study, step by step (each function: sections.py)
-    section("audits", lambda: sections.audits(report, audited, owngen.not_made(own, args.sample)))
+    section("audits", lambda: sections.audits(report, audited, own_generators.not_made(own, args.sample)))
     section("cifake", lambda: sections.cifake(report, sidecars, folder["CIFAKE_dir"], *scored))
     section("cifar100", lambda: sections.cifar100(report, folder["CIFAR100_dir"], *scored))
     section("agiri", lambda: sections.mixed(report, sidecars, folder["AGIRI_dir"], *scored, "agiri", "AGIRI",
@@ -124,9 +136,10 @@ def main(argv=None):
     section("ddpm32", lambda: sections.ddpm32(report, folder["CIFAKE_dir"], folder["ddpm32_dir"], *scored))
     section("robustness", lambda: sections.robustness(report, folder["CIFAKE_dir"], *scored))
     section("explanations", lambda: sections.explanations(report, folder["CIFAKE_dir"], *scored))
-    section("fullsize", lambda: sections.fullsize(report, model_file(sections.FULL_SIZE_MODEL, args.sample),
-                                                  train_sample_fullsize if args.sample else None))
-    section("matrix", lambda: matrix.section(report, out / "matrix.json"))
+    full_size = model_file(sections.FULL_SIZE_MODEL, args.sample)
+    section("fullsize", lambda: sections.fullsize(report, full_size, (lambda: train_sample_pretrained(
+        "agiri", full_size)) if args.sample else None))
+    section("matrix", lambda: sections.matrix(report, out / "matrix.json"))
     if "cifake_test" in report.results:
         sections.transfer_summary(report)
         section("generators", lambda: sections.generators(report, sidecars, folder, *scored, out / "variants.json"))
@@ -152,12 +165,6 @@ def main(argv=None):
     if not args.sample and not args.out and "cifake_test" in report.results:
         update_readme(readme_tables(report.results))
         print("rewrote the results tables of README.md")
-
-
-def train_sample_fullsize():
-    """The full-size detector on the sample data, at a tiny input size (a smoke test of the pipeline)."""
-    from train import train_sample_pretrained
-    train_sample_pretrained("agiri", model_file(sections.FULL_SIZE_MODEL, sample=True))
 
 
 if __name__ == "__main__":

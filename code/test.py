@@ -27,14 +27,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pandas as pd
 
-import cli
-from checkpoints import load_model, read_sidecar
-from classes import FAKE, load_cifake
-from evaluate import (bootstrap_intervals, confusion_table, evaluate_cifake, evaluate_fakes, figures_with_intervals,
-                      out_of_domain_notice, parse_threshold, per_class_table, score_dataset, shown_interval)
-from imagefiles import find_image_files
-from pretrained import jpeg_mask, load_held_out
-from project import DOWNLOAD_HINT, ProjectError, absolute, cifake_root, dataset_dir, model_path, pick_device, shown
+from classes import load_cifake
+from realfake import FAKE, cli
+from realfake.data.imagefiles import find_image_files
+from realfake.evaluation import audit
+from realfake.evaluation.scoring import evaluate_cifake, evaluate_fakes, parse_threshold
+from realfake.metrics import (
+    bootstrap_intervals,
+    confusion_table,
+    figures_with_intervals,
+    per_class_table,
+    shown_interval,
+)
+from realfake.models.checkpoints import load_model, read_sidecar
+from realfake.models.inference import score_dataset
+from realfake.project import (
+    DOWNLOAD_HINT,
+    ProjectError,
+    absolute,
+    cifake_root,
+    dataset_dir,
+    model_path,
+    pick_device,
+    shown,
+)
+from realfake.publishing.publish import out_of_domain_notice
+from realfake.training.pretrained import jpeg_mask, load_held_out
 
 
 def main(argv=None):
@@ -86,14 +104,13 @@ def main(argv=None):
     if args.json:
         cli.write_json(args.json, result)
     if args.plot:
-        from figures import sweep_curves
+        from realfake.publishing.figures import sweep_curves
         cli.save_figure(sweep_curves(sweep, f"{path.stem} on {dataset.name}"), args.plot)
     return result
 
 
 def test_fakes(args, model, path, threshold, device):
     """--fakes: the folder's images against real ones. Returns the exit code (1 when any file was skipped)."""
-    import audit
     reals = absolute(args.reals) if args.reals else cifake_root(args.data, args.sample) / "test" / "REAL"
     if not args.reals and not reals.is_dir():
         raise ProjectError(f"CIFAKE's real test images not found in {shown(reals)}: {DOWNLOAD_HINT}, or give --reals")

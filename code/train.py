@@ -31,13 +31,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import cli
-import distributed
-from backbone import BACKBONES
-from classes import ARCHITECTURES
-from imagefiles import find_image_files
-from project import ProjectError, absolute, cifake_root, dataset_dir, model_path, pick_device, shown
-from training import RECIPES, train_and_save
+from realfake import cli
+from realfake.data.imagefiles import find_image_files
+from realfake.evaluation import audit
+from realfake.models.backbone import BACKBONES
+from realfake.models.networks import ARCHITECTURES
+from realfake.project import ProjectError, absolute, cifake_root, model_path, pick_device, shown
+from realfake.training import distributed
+from realfake.training.loop import train_and_save, train_pretrained
+from realfake.training.recipes import RECIPES
 
 MIN_FAKES_PER_SOURCE = 50       # fewer images than this would be repeated to fill a source's share of each epoch
 
@@ -89,7 +91,9 @@ def main(argv=None):
 def train(args, world, device):
     """The recipe with the flags' overrides, the audit of any --fakes folders, then training (and saving)."""
     if args.arch == "pretrained":
-        return train_pretrained(args, device)
+        path = model_path(args.model_file) if args.model_file else None
+        return train_pretrained(args.dataset, path, args.data, args.sample, args.backbone, args.image_size,
+                                args.finetune, args.seed or 0, device)
     if args.dataset != "cifake":
         raise ProjectError("--dataset agiri trains the full-size detector: give --arch pretrained too")
     overrides = {k: v for k, v in vars(args).items() if k in RECIPES["original"].__dataclass_fields__ and v is not None}
@@ -106,7 +110,6 @@ def train(args, world, device):
     path = model_path(args.model_file) if args.model_file else None
     root, extra = cifake_root(args.data, args.sample), {}
     if args.fakes:
-        import audit
         folders = [absolute(folder) for folder in args.fakes]
         for folder in folders:
             found = len(find_image_files([folder]))
@@ -120,45 +123,6 @@ def train(args, world, device):
         sources = recipe.train_fakes + tuple(f"folder:{folder}" for folder in folders)
         recipe = replace(recipe, train_fakes=sources, balance="sources", fake_shares=())
     train_and_save(recipe, args.arch, arch_kwargs, root, path, device, args.sample, args.log_every, extra, world)
-
-
-def train_pretrained(args, device):
-    """--arch pretrained: the AGIRI detector (pretrained.fit_agiri) or CIFAKE's (pretrained.fit_cifake, through
-    training.train_and_save), with strong_model's validation AUROC as the bar it must beat to ship."""
-    import pretrained
-    from checkpoints import save_model
-    path = model_path(args.model_file) if args.model_file else None
-    if path is not None:
-        from project import check_writable
-        check_writable(path)
-    if args.dataset == "agiri":
-        root = absolute(args.data) if args.data else dataset_dir("agiri_subset_dir", args.sample)
-
-        def save(model, threshold, info):
-            if path is not None:
-                save_model(model, path, threshold, {**info, "sample_data": args.sample})
-                print(f"saved {shown(path)} and {path.with_suffix('.json').name}")
-        pretrained.fit_agiri(root, dataset_dir("faces_dir", args.sample), cifake_root(None, args.sample),
-                             dataset_dir("ddpm32_dir", args.sample), args.backbone, args.image_size or 224,
-                             args.finetune, args.seed or 0, device, save)
-        return
-    from checkpoints import read_sidecar
-    from project import model_file
-    strong = read_sidecar(model_file("strong_model", args.sample)).get("validation", {})
-    baseline = {"model": "strong_model", "validation AUROC": strong["auroc"]} if "auroc" in strong else None
-    train_and_save(replace(RECIPES["pretrained"], seed=args.seed or 0), "pretrained",
-                   {"backbone": args.backbone, "image_size": args.image_size, "finetune": args.finetune,
-                    "baseline": baseline}, cifake_root(args.data, args.sample), path, device, args.sample)
-
-
-SAMPLE_IMAGE_SIZE = 32          # the sample data's backbone input: a smoke test of the pipeline, not of the figures
-
-
-def train_sample_pretrained(dataset, path):
-    """A pretrained-backbone detector on the sample data (`dataset` cifake or agiri) at SAMPLE_IMAGE_SIZE, saved to
-    `path`: what reproduce.py and matrix.py --sample train when the file is missing."""
-    main(["--arch", "pretrained", "--dataset", dataset, "--sample", "--image-size", str(SAMPLE_IMAGE_SIZE),
-          "--device", "cpu", "-mf", str(path)])
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ sys.path.insert(0, str(PAPER_DIR.parent / "code"))
 
 import typst  # noqa: E402
 
-import cli  # noqa: E402
-from project import REPO_ROOT, ProjectError, absolute, shown  # noqa: E402
+from realfake import cli
+from realfake.project import ProjectError, REPO_ROOT, absolute, shown
 
 SOURCE = PAPER_DIR / "paper.typ"
 RESULTS = REPO_ROOT / "notes" / "results"

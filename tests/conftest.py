@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "code"))     # scripts and notebooks import `classes` from code/
+sys.path.insert(0, str(REPO / "code"))     # classes.py and the realfake package, as the commands import them
 
 import torch  # noqa: E402
 
@@ -31,7 +32,7 @@ def device():
 @pytest.fixture(scope="session")
 def sample_root():
     """The generated sample data, written where `--sample` looks for it (config.json's sample_dir)."""
-    from make_sample_data import make_sample_data
+    from realfake.data.sample import make_sample_data
     return make_sample_data()
 
 
@@ -42,9 +43,11 @@ def sample_model(sample_root, tmp_path_factory, device):
     original recipe's constant lr swings between 52% and 90% from epoch to epoch."""
     from dataclasses import replace
 
-    from checkpoints import save_model
     from classes import load_cifake
-    from training import RECIPES, split_train_val, train_model
+    from realfake.data.splits import split_train_val
+    from realfake.models.checkpoints import save_model
+    from realfake.training.loop import train_model
+    from realfake.training.recipes import RECIPES
     train, val = split_train_val(load_cifake(sample_root / "CIFAKE", "train", verbose=False))
     model, history = train_model(train, val, replace(RECIPES["fast"], batch_size=32, epochs=8, amp=False),
                                  device=device, progress=False)
@@ -65,11 +68,12 @@ def sample_results(sample_root, tmp_path_factory):
     results.json, seeds.json and the figures; sample models in data/sample/models), after `python code/matrix.py
     --sample` with two seeds for the rows it trains (matrix.json, also where the transfer_mixed notebook reads it)."""
     import shutil
-    import matrix
+
+    from realfake.studies import matrix
     out = tmp_path_factory.mktemp("results")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(matrix, "SEEDS", (0, 1))          # each sample run costs seconds: two seeds show the spread
-        matrix.main(["--sample", "--device", "cpu", "--out", str(out / "matrix.json")])
+        matrix.run_matrix(out / "matrix.json", sample=True, device="cpu")
     (sample_root / "results").mkdir(exist_ok=True)
     shutil.copy(out / "matrix.json", sample_root / "results" / "matrix.json")
     variants = str(out / "variants.json")
@@ -87,3 +91,24 @@ def sample_results(sample_root, tmp_path_factory):
                                 text=True, timeout=900)
         assert result.returncode == 0, f"{script}: {result.stderr[-3000:]}"
     return out
+
+
+def batch(n=4, seed=0):
+    """Normalised images in [-1, 1] with smooth content and fine detail."""
+    g = torch.Generator().manual_seed(seed)
+    smooth = torch.nn.functional.interpolate(torch.rand(n, 3, 8, 8, generator=g), size=32, mode="bilinear")
+    return (smooth + 0.1 * torch.rand(n, 3, 32, 32, generator=g)).clamp(0, 1) * 2 - 1
+
+
+def run(args, cwd):
+    script, *rest = args
+    path = f"code/{script}" if cwd == "." else script
+    return subprocess.run([sys.executable, path, *rest], cwd=REPO / cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+def images(n=6, seed=0):
+    """uint8 images N x 3 x 32 x 32 with smooth content."""
+    rng = np.random.default_rng(seed)
+    smooth = rng.integers(0, 256, (n, 3, 8, 8), dtype=np.uint8)
+    return torch.nn.functional.interpolate(torch.from_numpy(smooth).float(), size=32, mode="bilinear").to(torch.uint8)

@@ -1,5 +1,5 @@
-"""classes.py: the three datasets (formats, accounting, content classes, the validation split), the batcher, the
-networks; the real CIFAKE's facts where it is unpacked in data/CIFAKE."""
+"""classes.py: the study's datasets (formats, accounting, content classes, bad files in one line), its CNN and SRM
+layer; on the real data where it is there, the counts the README states."""
 import pickle
 import subprocess
 import sys
@@ -9,18 +9,21 @@ import pytest
 import torch
 from PIL import Image
 
-from checkpoints import load_model, save_model
-from classes import (CIFAKE_CNN, FAKE, REAL, Batcher, SRMLayer, StrongCNN, build_model, count_parameters, fixed_half,
-                     generator_fakes, load_agiri, load_cifake, load_cifar100, normalise, parse_cifar10_class,
-                     single_view)
-from training import split_train_val
-from project import REPO_ROOT, ProjectError
-
+from classes import CIFAKE_CNN, SRMLayer, load_agiri, load_cifake, load_cifar100, parse_cifar10_class
+from realfake import FAKE, REAL
+from realfake.models.networks import count_parameters
+from realfake.project import REPO_ROOT, ProjectError
 
 REAL_CIFAKE = REPO_ROOT / "data" / "CIFAKE"
 
 
-# -- CIFAKE --------------------------------------------------------------------------------------
+needs_real_cifake = pytest.mark.skipif(not (REAL_CIFAKE / "train").is_dir(),
+                                       reason="real CIFAKE not in data/CIFAKE (run code/get_data.py)")
+
+
+REAL_CIFAR100, REAL_FACES, REAL_DDPM32, REAL_AGIRI_SUBSET = (REPO_ROOT / "data" / name for name in (
+    "CIFAR100", "faces-ddpm-celebahq", "ddpm-cifar10-32", "agiri-subset224"))
+
 
 @pytest.mark.parametrize("name, expected", [("12.jpg", 0), ("12 (2).jpg", 1), ("4999 (10).jpg", 9),
                                             ("7 (11).jpg", -1), ("cat.jpg", -1), ("3 (1).jpg", 0)])
@@ -57,16 +60,6 @@ def test_missing_dataset_in_cli_is_one_line_without_traceback(tmp_path):
     assert "Traceback" not in run.stderr and run.stderr.strip().count("\n") == 0
     assert run.stderr.startswith("error: CIFAKE not found")
 
-
-def test_validation_split_is_stratified_and_disjoint(sample_root):
-    data = load_cifake(sample_root / "CIFAKE", "train", verbose=False)
-    train, val = split_train_val(data, 0.1, seed=0)
-    assert len(val) == 200 and len(train) == 1800 and not set(train.sources) & set(val.sources)
-    assert (val.labels == 1).sum() == 100 and val.classes.bincount().tolist() == [20] * 10
-    assert split_train_val(data, 0.1, seed=0)[1].sources == val.sources
-
-
-# -- CIFAR-100 and AGIRI -------------------------------------------------------------------------
 
 def test_sample_cifar100_has_every_class(sample_root):
     data = load_cifar100(sample_root / "CIFAR100", "test")
@@ -140,67 +133,6 @@ def test_agiri_loads_a_flat_fake_real_folder_when_there_is_no_test_split(sample_
         load_agiri(tmp_path, use_cache=False)
 
 
-def test_subset_keeps_every_field_aligned(sample_root):
-    data = load_agiri(sample_root / "ai-generated-images-vs-real-images", preprocess="multi_crop")
-    part = data.subset([2, 5])
-    assert part.sources == [data.sources[2], data.sources[5]]
-    assert torch.equal(part.images[9:], data.images[45:54]) and part.labels.tolist() == data.labels[[2, 5]].tolist()
-
-
-# -- The batcher ---------------------------------------------------------------------------------
-
-def small_set(n=10):
-    images = torch.arange(n, dtype=torch.uint8).repeat_interleave(3 * 32 * 32).reshape(n, 3, 32, 32)
-    return images, torch.arange(n) % 2
-
-
-def test_batcher_in_order_for_evaluation_keeps_last_partial_batch():
-    images, labels = small_set(10)
-    batches = list(Batcher(images, labels, batch_size=4))
-    assert [len(y) for _, y in batches] == [4, 4, 2]
-    first = batches[0][0]
-    assert first.dtype == torch.float32 and first.min() == -1.0 and first[3, 0, 0, 0] == 3 / 127.5 - 1
-    assert torch.cat([y for _, y in batches]).tolist() == (labels.float()).tolist()
-
-
-def test_batcher_shuffles_deterministically_with_a_new_order_each_epoch():
-    images, labels = small_set(50)
-    order = lambda b: [int(round((x[:, 0, 0, 0].add(1) * 127.5).item())) for xb, _ in b for x in xb.split(1)]
-    a, b = Batcher(images, labels, 8, shuffle=True, seed=3), Batcher(images, labels, 8, shuffle=True, seed=3)
-    epoch1, epoch2 = order(a), order(a)
-    assert epoch1 == order(b) and epoch2 == order(b)                    # same seed, same orders
-    assert sorted(epoch1) == list(range(50)) and epoch1 != epoch2      # a permutation, new each epoch
-    assert order(Batcher(images, labels, 8, shuffle=True, seed=4)) != epoch1
-    for x, y in a:                                                      # images stay with their labels
-        assert torch.equal(((x[:, 0, 0, 0] + 1) * 127.5).round() % 2, y)
-
-
-def test_batcher_flip_mirrors_about_half():
-    images = torch.zeros(200, 3, 32, 32, dtype=torch.uint8)
-    images[..., 0] = 255                                                # a white left column
-    x = torch.cat([xb for xb, _ in Batcher(images, torch.zeros(200), 50, flip=True, seed=0)])
-    mirrored = (x[:, 0, 0, -1] == 1).sum().item()
-    assert 70 < mirrored < 130 and ((x[:, 0, 0, 0] == 1) ^ (x[:, 0, 0, -1] == 1)).all()
-
-
-def test_batcher_shift_crops_each_image_at_its_own_offset():
-    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
-    k = 2
-    shifted = torch.cat([x for x, _ in Batcher(images, torch.zeros(64), 16, shift=k, seed=0)])
-    padded = torch.nn.functional.pad(normalise(images), (k, k, k, k), mode="reflect")
-    offsets = []
-    for image, pad in zip(shifted, padded):
-        matches = [(dy, dx) for dy in range(2 * k + 1) for dx in range(2 * k + 1)
-                   if torch.equal(image, pad[:, dy:dy + 32, dx:dx + 32])]
-        assert len(matches) == 1                       # exactly one crop of the padded image
-        offsets.append(matches[0])
-    assert len(set(offsets)) > 10                      # offsets drawn per image, not per batch
-    again = torch.cat([x for x, _ in Batcher(images, torch.zeros(64), 16, shift=k, seed=0)])
-    assert torch.equal(shifted, again)                 # seeded
-
-
-# -- Networks ------------------------------------------------------------------------------------
-
 def test_srm_layer_shapes_gates_and_gradients():
     layer = SRMLayer(6)
     x = torch.randn(8, 6, 14, 14, requires_grad=True)
@@ -221,63 +153,6 @@ def test_cnn_shapes_and_parameter_counts():
     assert attn.srm.gate.shape == (5, 6)
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"widths": (32, 64, 96)}, {"widths": (8, 16, 24), "test_shift": 1}])
-def test_strong_architecture_shape_and_size(kwargs, tmp_path):
-    model = StrongCNN(**kwargs).eval()
-    x = torch.randn(4, 3, 32, 32)
-    assert model(x).shape == (4,) and count_parameters(model) <= 300_000
-    assert isinstance(build_model("strong"), StrongCNN)
-    save_model(model, tmp_path / "s.pth")                      # the shape is rebuilt from the checkpoint
-    loaded, _ = load_model(tmp_path / "s.pth")
-    assert loaded.config == model.config and torch.equal(loaded(x), model(x))
-
-
-def test_test_flip_averages_the_image_and_its_mirror_in_eval_mode_only(tmp_path):
-    torch.manual_seed(0)
-    model, x = StrongCNN(test_flip=True), torch.randn(4, 3, 32, 32)
-    model.train()
-    assert torch.equal(model(x), model.logit(x))              # training sees each image as it is
-    model.eval()
-    assert torch.allclose(model(x), (model.logit(x) + model.logit(x.flip(3))) / 2)
-    assert torch.allclose(model(x), model(x.flip(3)), atol=1e-6)
-    save_model(model, tmp_path / "s.pth")
-    assert load_model(tmp_path / "s.pth")[0].test_flip is True
-
-
-def test_test_shift_averages_one_pixel_shifts_and_their_mirrors(tmp_path):
-    torch.manual_seed(0)
-    model, x = StrongCNN(test_flip=True, test_shift=1).eval(), torch.randn(4, 3, 32, 32)
-    views = model.views(x)
-    assert len(views) == 10 and all(v.shape == x.shape for v in views)
-    down = views[1]                                            # moved down one pixel; reflection fills row 0
-    assert torch.equal(down[:, :, 1:], x[:, :, :-1]) and torch.equal(down[:, :, 0], x[:, :, 1])
-    assert torch.equal(views[5], x.flip(3)) and torch.equal(views[6], down.flip(3))
-    assert torch.allclose(model(x), torch.stack([model.logit(v) for v in views]).mean(0), atol=1e-6)
-    assert len(StrongCNN(test_shift=1).views(x)) == 5
-    with single_view(model):                                   # one view, then both settings come back
-        assert torch.equal(model(x), model.logit(x))
-    assert (model.test_flip, model.test_shift) == (True, 1)
-    save_model(model, tmp_path / "s.pth")
-    assert load_model(tmp_path / "s.pth")[0].test_shift == 1
-
-
-def test_fixed_halves_split_once_and_always_the_same_way(sample_root):
-    train, test = fixed_half(101, "train"), fixed_half(101, "test")
-    assert len(train) == 50 and len(test) == 51 and not set(train) & set(test)
-    assert np.array_equal(train, fixed_half(101, "train"))
-    folder = sample_root / "generators32" / "gan-small"
-    whole, halves = generator_fakes(folder, "gan-small"), [generator_fakes(folder, "gan-small", p)
-                                                             for p in ("train", "test")]
-    assert (whole.labels == FAKE).all() and sorted(halves[0].sources + halves[1].sources) == sorted(whole.sources)
-    assert not set(halves[0].digests) & set(halves[1].digests)
-
-
-# -- The real CIFAKE, where it has been unpacked into data/CIFAKE --------------------------------
-
-needs_real_cifake = pytest.mark.skipif(not (REAL_CIFAKE / "train").is_dir(),
-                                       reason="real CIFAKE not in data/CIFAKE (run code/get_data.py)")
-
-
 @pytest.mark.real_data
 @needs_real_cifake
 @pytest.mark.parametrize("split, per_class", [("train", 50_000), ("test", 10_000)])
@@ -293,14 +168,10 @@ def test_real_cifake_counts_and_balance(split, per_class):
 @pytest.mark.real_data
 @needs_real_cifake
 def test_real_cifake_has_378_test_fakes_leaked_from_train():
-    from evaluate import leaked_test_images
+    from realfake.evaluation.scoring import leaked_test_images
     test, train = load_cifake(REAL_CIFAKE, "test"), load_cifake(REAL_CIFAKE, "train")
     leaked = leaked_test_images(test, train)
     assert leaked.sum() == 378 and (test.labels[torch.from_numpy(leaked)] == FAKE).all()
-
-
-REAL_CIFAR100, REAL_FACES, REAL_DDPM32, REAL_AGIRI_SUBSET = (REPO_ROOT / "data" / name for name in (
-    "CIFAR100", "faces-ddpm-celebahq", "ddpm-cifar10-32", "agiri-subset224"))
 
 
 @pytest.mark.real_data
@@ -320,7 +191,7 @@ def test_real_cifar100_sample_has_100_images_per_fine_class_within_meta_coarse_c
 @pytest.mark.skipif(not (REAL_FACES / "test").is_dir() or not REAL_DDPM32.is_dir(),
                     reason="the faces and DDPM-32 sets are not in data/ (../shared/data/*.tar.gz)")
 def test_real_transfer_sets_load_every_file():
-    from classes import load_fakes
+    from realfake.data.datasets import load_fakes
     faces = load_agiri(REAL_FACES, name="faces")
     assert (faces.labels == FAKE).sum() == 100 and (faces.labels == REAL).sum() == 2048 and not faces.report.skipped
     ddpm = load_fakes(REAL_DDPM32, "DDPM-32")

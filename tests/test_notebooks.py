@@ -6,7 +6,8 @@ import pytest
 nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (pip install -r requirements.txt)")
 NotebookClient = pytest.importorskip("nbclient", reason="nbclient is not installed").NotebookClient
 
-from project import REPO_ROOT
+from realfake.project import REPO_ROOT
+from realfake.studies import matrix
 
 CODE = REPO_ROOT / "code"
 CHECKS = {  # notebook -> (extra parameters, a final cell printing what the test checks, as JSON)
@@ -70,11 +71,10 @@ def test_transfer_mixed_notebook(sample_root):
     for row in result["accounting"].values():
         assert row["found"] == len(files) == row["loaded"] + row["skipped"] and row["skipped"] == 4
     assert result["rows"] == result["jpeg_rows"] == 15 and result["ddpm_fakes"] == 20 and result["audited"] == len(files)
-    from pretrained import choices                     # the full-size section: every choice, figures beside the 32 px
+    from realfake.training.pretrained import choices
     assert result["cv"] == len(choices()) and isinstance(result["verdict"], bool)
     assert result["beside"] == ["AUROC, all fakes", "AUROC, JPEG fakes", "accuracy, JPEG fakes", "faces AUROC",
                                 "DDPM-32 AUROC"]
-    import matrix                                      # the matrix section: every row, the CIFAKE-trained pair
     assert result["matrix"] == [f"{b}, trained on {t}" for b in matrix.BACKBONES for t in matrix.TRAINING_SETS]
     assert result["cifake_test"] == ["strong_model", "pretrained_model"]
 

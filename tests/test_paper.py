@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from project import REPO_ROOT
+from realfake.project import REPO_ROOT
 
 pytest.importorskip("typst", reason="typst is not installed (pip install -r requirements.txt)")
 sys.path.insert(0, str(REPO_ROOT / "paper"))

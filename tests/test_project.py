@@ -1,21 +1,21 @@
 """project.py and cli.py: paths from the repo root and from code/, data behind a symbolic link, config errors,
 the shared flags."""
 import argparse
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-import cli
 from classes import load_cifake
-from project import REPO_ROOT, ProjectError, absolute, cifake_root, config_path, dataset_dir, git_commit, shown
+from realfake import cli
+from realfake.project import REPO_ROOT, ProjectError, absolute, cifake_root, config_path, dataset_dir, git_commit, shown
 
 
 @pytest.mark.parametrize("cwd", [".", "code"])
 def test_paths_resolve_the_same_from_root_and_code(cwd):
-    script = "import sys; sys.path.insert(0, '{}'); import project; print(project.config_path('CIFAKE_dir'))"
+    script = ("import sys; sys.path.insert(0, '{}'); from realfake import project; "
+              "print(project.config_path('CIFAKE_dir'))")
     code_dir = "code" if cwd == "." else "."
     run = subprocess.run([sys.executable, "-c", script.format(code_dir)], cwd=REPO_ROOT / cwd,
                          capture_output=True, text=True, check=True)
@@ -61,7 +61,8 @@ def test_shown_paths_are_relative_to_the_repo():
 
 
 def test_asking_for_a_sample_path_writes_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr("project.load_config", lambda: {"CIFAKE_dir": "data/CIFAKE", "sample_dir": str(tmp_path / "s")})
+    monkeypatch.setattr("realfake.project.load_config",
+                        lambda: {"CIFAKE_dir": "data/CIFAKE", "sample_dir": str(tmp_path / "s")})
     assert dataset_dir("CIFAKE_dir", sample=True) == tmp_path / "s" / "CIFAKE"
     assert not (tmp_path / "s").exists()
 
@@ -75,28 +76,3 @@ def test_shared_flags_and_positive_integers():
     for bad in ("0", "-1", "two"):
         with pytest.raises(argparse.ArgumentTypeError):
             cli.positive_int(bad)
-
-
-def imported_names(module):
-    """{imported module: names} for one file of code/ (`from X import a, b`)."""
-    tree = ast.parse((REPO_ROOT / "code" / f"{module}.py").read_text())
-    found = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            found.setdefault(node.module, set()).update(alias.name for alias in node.names)
-    return found
-
-
-def test_the_data_layer_loads_and_the_evaluation_layer_only_scores():
-    loaders = {"generator_fakes", "development_sets", "fixed_half"}
-    assert loaders <= set(dir(__import__("classes")))
-    evaluate_imports = imported_names("evaluate").get("classes", set())
-    assert not {name for name in evaluate_imports if name.startswith("load_")}, "evaluate.py loads datasets"
-    for module in ("training", "variants", "reproduce"):
-        from_evaluate = imported_names(module).get("evaluate", set())
-        assert not from_evaluate & (loaders | {n for n in from_evaluate if n.startswith("load_")}), module
-
-
-def test_every_file_of_code_stays_under_450_lines():
-    lengths = {p.name: len(p.read_text().splitlines()) for p in (REPO_ROOT / "code").glob("*.py")}
-    assert max(lengths.values()) <= 450, sorted(lengths.items(), key=lambda item: -item[1])[:3]
