@@ -27,15 +27,20 @@ from realfake import cli
 from realfake.data.imagefiles import PREPROCESSINGS, find_image_files
 from realfake.evaluation.scoring import parse_threshold, score_files
 from realfake.models.checkpoints import load_model
-from realfake.project import model_path, pick_device
-from realfake.publishing.publish import MODEL_CARD, out_of_domain_notice
+from realfake.project import model_path, pick_device, shown
+from realfake.publishing.publish import MODEL_CARD, full_size_notice, out_of_domain_notice
 from realfake.rules import FALLBACK_MODEL, FULL_SIZE_ABOVE
 
 
-def default_model_name(card=MODEL_CARD):
-    """The model the model card names as predict.py's default (rules.DEFAULT_MODEL_RULE), else FALLBACK_MODEL."""
+def card_default(card=MODEL_CARD):
+    """The model the model card names as predict.py's default (rules.DEFAULT_MODEL_RULE), or None."""
     chosen = json.loads(Path(card).read_text()).get("default_model") if Path(card).is_file() else None
-    return chosen["model"] if chosen else FALLBACK_MODEL
+    return chosen["model"] if chosen else None
+
+
+def default_model_name(card=MODEL_CARD):
+    """card_default, else FALLBACK_MODEL."""
+    return card_default(card) or FALLBACK_MODEL
 
 
 def full_size_model_name(card=MODEL_CARD):
@@ -65,22 +70,6 @@ def route(files, small_model, full_model):
     return {name: group for name, group in routes.items() if name and group}
 
 
-def full_size_notice(table, model_name, card=MODEL_CARD):
-    """One line for the images the full-size model scored: what the model card measured for it on its held-out fold
-    and on generators it never saw, and how many images were too small for it."""
-    entry = json.loads(Path(card).read_text()).get("full_size_model", {}) if Path(card).is_file() else {}
-    if entry.get("model") != model_name:
-        return (f"note: {len(table)} images scored by {model_name}, which the model card does not describe: no "
-                f"measured figure backs these scores")
-    small = int((~table["in_domain"]).sum())
-    transfer = ", ".join(f"{name} {auroc:.2f}" for name, auroc in entry["transfer AUROC"].items())
-    return (f"note: {model_name} learnt AGIRI's generators from 224 px re-saved images (held-out AUROC "
-            f"{entry['held-out AUROC, JPEG fakes']:.2f}, JPEG fakes); on generators it never saw its AUROC was "
-            f"{transfer} (0.5 is chance; models/README.md): a score is evidence, not a verdict"
-            + (f"; {small} of {len(table)} images are {FULL_SIZE_ABOVE} px or smaller, below what it was made for"
-               if small else ""))
-
-
 def main(argv=None):
     parser = cli.parser(__doc__, sample=False)
     parser.add_argument("paths", nargs="+", help="image files and folders")
@@ -98,6 +87,9 @@ def main(argv=None):
     if not files:
         print(f"no image found in {', '.join(args.paths)}", file=sys.stderr)
         return 1
+    if not args.model_file and card_default() is None:
+        print(f"note: the model card ({shown(MODEL_CARD)}) names no default model (python code/reproduce.py writes "
+              f"it): scoring with {FALLBACK_MODEL}", file=sys.stderr)
     routes = {args.model_file: files} if args.model_file else route(files, default_model_name(),
                                                                      full_size_model_name())
     tables, failed, explained = [], [], []

@@ -21,6 +21,7 @@ A full-size model (train.py --arch pretrained --dataset agiri) is scored on the 
 and on the JPEG fakes alone.
 """
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -30,6 +31,7 @@ import pandas as pd
 from classes import load_cifake
 from realfake import FAKE, cli
 from realfake.data.imagefiles import find_image_files
+from realfake.data.perturb import rescale
 from realfake.evaluation import audit
 from realfake.evaluation.scoring import evaluate_cifake, evaluate_fakes, parse_threshold
 from realfake.metrics import (
@@ -37,6 +39,7 @@ from realfake.metrics import (
     confusion_table,
     figures_with_intervals,
     per_class_table,
+    rank_auroc,
     shown_interval,
 )
 from realfake.models.checkpoints import load_model, read_sidecar
@@ -51,7 +54,7 @@ from realfake.project import (
     pick_device,
     shown,
 )
-from realfake.publishing.publish import out_of_domain_notice
+from realfake.publishing.publish import full_size_notice, out_of_domain_notice
 from realfake.training.pretrained import jpeg_mask, load_held_out
 
 
@@ -64,6 +67,9 @@ def main(argv=None):
     parser.add_argument("--fakes", metavar="DIR", help="score every image below DIR as generated")
     parser.add_argument("--reals", metavar="DIR", help="with --fakes: real images to compare with (default CIFAKE's "
                                                        "test/REAL)")
+    parser.add_argument("--sizes", nargs="+", type=cli.positive_int, metavar="PX", default=[],
+                        help="a full-size model on its held-out fold: also each image shrunk to PX px and decoded back "
+                             "as predict.py decodes a small image (what routing by size should know)")
     parser.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     parser.add_argument("--plot", metavar="PATH", help="save the threshold-sweep figure")
     args = cli.parse(parser, argv)
@@ -119,7 +125,9 @@ def test_fakes(args, model, path, threshold, device):
         files[side] = find_image_files([folder])
         if not files[side]:
             raise ProjectError(f"no file found in {shown(folder)} (--{side}): give a folder of images")
-    result, table, images = evaluate_fakes(model, files["fakes"], files["reals"], threshold, device, path.stem)
+    full_size = model.config["arch"] == "pretrained"          # scored as predict.py scores a user's images
+    result, table, images = evaluate_fakes(model, files["fakes"], files["reals"], threshold, device, path.stem,
+                                           "full" if full_size else "resize")
     labels = (table["true_label"] == "Real").to_numpy().astype(int)
     checks = audit.compare_sets(table["path"], labels, images)
     result = {"model": path.stem, "model_file": shown(path), "dataset": f"{shown(args.fakes)} vs {shown(reals)}",
@@ -140,7 +148,7 @@ def test_fakes(args, model, path, threshold, device):
     print(f"accuracy {result['accuracy']:.4f} {interval('accuracy')}   fakes caught {result['fakes_caught']:.4f} "
           f"{interval('fakes_caught')}   reals kept {result['reals_kept']:.4f} {interval('reals_kept')}   "
           f"(95% bootstrap intervals)")
-    notice = out_of_domain_notice(table, path.stem)
+    notice = full_size_notice(table, path.stem) if full_size else out_of_domain_notice(table, path.stem)
     if notice:
         print(notice)
     for file, reason in result["skipped"]:
@@ -170,6 +178,16 @@ def test_held_out(args, model, path, threshold, device):
                                                                                      r[f"{key}, 95% high"]))
         print(f"{fakes:10s}: AUROC {r['auroc']:.4f} {band('auroc')}   AP {r['ap']:.4f} {band('ap')}   accuracy "
               f"{r['accuracy']:.4f} {band('accuracy')} (95% bootstrap intervals)")
+    if args.sizes:
+        result["by short side"] = {}
+        print("\nas if the images had been smaller (shrunk, then decoded back to the model's size as predict.py does):")
+    for side in args.sizes:
+        small = score_dataset(model, replace(held, images=rescale(held.images, side)), device)
+        row = {"AUROC, JPEG fakes": rank_auroc(labels[keep], small[keep]),
+               "reals called real": float((small[~fake] >= threshold).mean()),
+               "JPEG fakes called fake": float((small[keep & fake] < threshold).mean())}
+        result["by short side"][side] = row
+        print(f"{side:4d} px: " + "   ".join(f"{name} {value:.4f}" for name, value in row.items()))
     if args.json:
         cli.write_json(args.json, result)
     return result

@@ -16,6 +16,8 @@ from classes import load_cifake
 from realfake import REAL
 from realfake.data import duplicates, splits
 from realfake.models import backbone as bb
+from realfake import rules
+from realfake.project import ProjectError
 from realfake.training import pretrained
 
 CIFAKE = REPO / "data" / "CIFAKE"
@@ -89,6 +91,21 @@ def test_the_weights_know_imagenet_under_the_normalisation_used():
 
     ours = hits(trained, bb.Backbone.prepare(x, 224))
     assert ours >= 0.65 and ours > hits(trained, imagenet) + 0.1 and hits(fresh, bb.Backbone.prepare(x, 224)) < 0.2
+
+
+def test_a_change_of_decoding_misses_the_feature_cache(net, sample_root, tmp_path, monkeypatch):
+    """Rows are keyed by the pixels the backbone is given: the same files decoded otherwise (here, re-encoded) are
+    computed again, where a key by file digest would have served the old features."""
+    from dataclasses import replace
+
+    from classes import load_agiri
+    from realfake.data import perturb
+    monkeypatch.setattr(bb.FeatureCache.__init__, "__defaults__", (tuple(bb.TAPS), 0, tmp_path, "cpu"))
+    data = load_agiri(sample_root / "agiri-subset224", preprocess="full", verbose=False).subset(range(4))
+    computed = lambda dataset: (lambda f: (f.clean(np.arange(4)), f.cache(0).computed)[1])(
+        pretrained.Features(net, dataset, 32))
+    assert computed(data) == 4 and computed(data) == 0                   # a second run reads the cache
+    assert computed(replace(data, images=perturb.jpeg(data.images, 90))) == 4
 
 
 def test_features_are_deterministic_and_cached(net, tmp_path):
@@ -183,7 +200,8 @@ def test_train_agiri_on_the_sample_data_records_every_choice_and_the_held_out_fo
     assert len(sidecar["held_out"]["files"]) == sidecar["n_held_out"]
     assert {"all fakes", "JPEG fakes", "format test"} <= sidecar["held-out"].keys()
     assert sidecar["held-out"]["format test"]["reals saved as PNG"]["mean |change|"] == pytest.approx(0, abs=1e-6)
-    assert isinstance(sidecar["ships"], bool) and "0.95" in sidecar["shipping rule"]
+    assert sidecar["ships"] is (sidecar["held-out"]["JPEG fakes"]["auroc"] >= rules.FULL_SIZE_SHIP_AT_LEAST)
+    assert sidecar["shipping rule"] == rules.FULL_SIZE_SHIPPING_RULE
     assert {"faces", "DDPM-32"} <= sidecar["transfer"].keys()
     assert "held out" in result.stdout and "chosen on 5-fold CV" in result.stdout
     # the checkpoint holds the head, not the backbone's 4.6 M weights
@@ -199,9 +217,12 @@ def test_the_saved_full_size_model_reloads_scores_its_fold_and_predicts(sample_a
     again, _ = load_model(path)
     assert torch.equal(model(normalise(images)), again(normalise(images)))
     out = tmp_path / "held.json"
-    tested = run(["test.py", "--sample", "-mf", str(path), "--json", str(out)])
+    tested = run(["test.py", "--sample", "-mf", str(path), "--json", str(out), "--sizes", "16", "224"])
     assert tested.returncode == 0, tested.stderr[-2000:]
     report = json.loads(out.read_text())
+    assert list(report["by short side"]) == ["16", "224"] and "16 px: AUROC, JPEG fakes" in tested.stdout
+    same = report["by short side"]["224"]            # shrunk to its own size: the held-out figure again
+    assert same["AUROC, JPEG fakes"] == pytest.approx(report["JPEG fakes"]["auroc"], abs=1e-6)
     sidecar = json.loads(path.with_suffix(".json").read_text())
     assert report["all fakes"]["auroc"] == pytest.approx(sidecar["held-out"]["all fakes"]["auroc"], abs=1e-6)
     assert report["threshold"] == pytest.approx(checkpoint["threshold"])
@@ -212,6 +233,32 @@ def test_the_saved_full_size_model_reloads_scores_its_fold_and_predicts(sample_a
     table = pd.read_csv(tmp_path / "p.csv")
     assert len(table) == 24 and set(table["model"]) == {path.stem} and table["p_real"].between(0, 1).all()
     assert f"note: 24 images scored by {path.stem}, which the model card does not describe" in scored.stdout
+
+
+def test_a_full_size_checkpoint_missing_a_trained_weight_is_refused_naming_the_file(sample_agiri_model, tmp_path):
+    """The frozen backbone comes from its package, the trained part from the file: a truncated or foreign file must not
+    load with that part filled in untrained."""
+    from realfake.models.checkpoints import load_model
+    path, _ = sample_agiri_model
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["state_dict"]["head.weight"]
+    truncated = tmp_path / "truncated.pth"
+    torch.save(checkpoint, truncated)
+    with pytest.raises(ProjectError, match=r"truncated.pth: the weights do not fit .*missing keys \['head.weight'\]"):
+        load_model(truncated)
+
+
+def test_test_fakes_scores_a_full_size_model_as_predict_does(sample_agiri_model, sample_root, tmp_path):
+    """test.py --fakes with the full-size model decodes the images as predict.py does (not at 32 px) and quotes the
+    full-size model's notice."""
+    path, _ = sample_agiri_model
+    faces, out = sample_root / "faces-ddpm-celebahq" / "test", tmp_path / "fakes.json"
+    tested = run(["test.py", "--sample", "-mf", str(path), "--fakes", str(faces / "fake"), "--reals", str(faces / "real"),
+                  "--json", str(out)])
+    assert tested.returncode == 0, tested.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["preprocess"] == "full" and report["n_fake"] > 0 and report["n_real"] > 0
+    assert f"scored by {path.stem}, which the model card does not describe" in tested.stdout
 
 
 def test_the_full_size_notice_quotes_the_card(tmp_path):

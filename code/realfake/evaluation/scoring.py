@@ -62,13 +62,14 @@ def evaluate_cifake(model, dataset, threshold, device="cpu", train_set=None, sco
     return result, sweep, scores
 
 
-def evaluate_fakes(model, fake_files, real_files, threshold, device="cpu", model_name="model"):
-    """Does the model catch these generated images? Scores image files of any format (32 x 32 after resizing) as
-    FAKE against real image files: (every figure as a JSON-ready dict, with n_fake, n_real, the shares of fakes caught
+def evaluate_fakes(model, fake_files, real_files, threshold, device="cpu", model_name="model", preprocess="resize"):
+    """Does the model catch these generated images? Scores image files of any format, decoded as the model takes
+    them (`preprocess`: "resize" to 32 x 32 for the small networks, "full" for the full-size model), as FAKE against
+    real image files: (every figure as a JSON-ready dict, with n_fake, n_real, the shares of fakes caught
     and of reals kept, 95% bootstrap intervals and `skipped` [(file, reason)]; the per-file table; the decoded
     images). Raises ProjectError when either side has no readable image."""
-    table, skipped, images = score_files(model, [*fake_files, *real_files], threshold, device=device,
-                                         model_name=model_name)
+    table, skipped, images = score_files(model, [*fake_files, *real_files], threshold, preprocess, device,
+                                         model_name)
     fake_set = set(map(str, fake_files))
     table.insert(1, "true_label", [LABEL_NAMES[FAKE if path in fake_set else REAL] for path in table["path"]])
     labels = (table["true_label"] == LABEL_NAMES[REAL]).to_numpy().astype(int)
@@ -79,7 +80,7 @@ def evaluate_fakes(model, fake_files, real_files, threshold, device="cpu", model
     scores = table["p_real"].to_numpy()
     result, _ = evaluate_scores(labels, scores, threshold)
     metrics = ("accuracy", "auroc", "ap", "fakes_caught", "reals_kept")
-    result.update(n_fake=int((labels == FAKE).sum()), n_real=int((labels == REAL).sum()),
+    result.update(preprocess=preprocess, n_fake=int((labels == FAKE).sum()), n_real=int((labels == REAL).sum()),
                   fakes_caught=result["per_class"]["Fake"]["recall"], reals_kept=result["per_class"]["Real"]["recall"],
                   not_32x32=int((~table["in_domain"]).sum()), skipped=[list(item) for item in skipped],
                   interval95=bootstrap_intervals(labels, scores, threshold, metrics=metrics))

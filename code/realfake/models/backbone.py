@@ -38,7 +38,7 @@ TAPS = {"stage3": 4, "stage4": 7, "stage5": 10, "stage6": 14, "stage7": 15, "hea
 TAP_WIDTHS = {"stage3": 40, "stage4": 80, "stage5": 112, "stage6": 192, "stage7": 320, "head": 1280}
 TUNABLE_BLOCKS = 4                          # --finetune N: the last N blocks, all at 7 x 7 (blocks 12-15)
 FEATURE_CACHE = REPO_ROOT / "data" / ".features"
-CACHE_VERSION = 1                           # bump when features change, so old caches are not reused
+CACHE_VERSION = 2                           # bump when features or their keys change (2: keyed by pixels)
 
 
 def weights_file(name):
@@ -167,7 +167,8 @@ def run_backbone(backbone, images, image_size, taps=tuple(TAPS), batch_size=64, 
 class FeatureCache:
     """Features (or fronts) of images kept on disk under data/.features/, one file per setting: the backbone, its
     weights digest, the input size, the taps, `tuned`, the precision and the cache version. Each row is keyed by the
-    image's file digest and the variant it was made into (e.g. 'clean', 'jpeg:3'), so a second run computes nothing."""
+    image's pixels (pixel_digests: whatever decoded them, at whatever size) and the variant made of them (e.g.
+    'clean', 'jpeg0:3'), so a second run computes nothing and a change of decoding computes again."""
 
     def __init__(self, backbone, image_size, taps=tuple(TAPS), tuned=0, folder=FEATURE_CACHE, device="cpu"):
         self.backbone, self.image_size, self.taps, self.tuned, self.device = backbone, image_size, taps, tuned, device
@@ -204,8 +205,15 @@ class FeatureCache:
             print(f"note: could not write the feature cache {self.path.name} ({e}); the next run computes again")
 
 
+def pixel_digests(images):
+    """A 64-bit hash of each uint8 image's pixels, the backbone's input: a change of preprocessing, size, draft
+    decoding or imagefiles.CACHE_VERSION that moves any pixel gives another digest (a file's digest would not)."""
+    return np.array([int.from_bytes(hashlib.blake2b(image.numpy().tobytes(), digest_size=8).digest(), "little")
+                     for image in images], np.uint64)
+
+
 def image_keys(digests, variant="clean"):
-    """Cache keys of images: each file's digest and the variant made of it."""
+    """Cache keys of images: each one's pixel digest (pixel_digests) and the variant made of it."""
     return [f"{int(d):016x}:{variant}" for d in digests]
 
 
@@ -259,9 +267,14 @@ class PretrainedDetector(nn.Module):
         return {k: v for k, v in super().state_dict(*args, **kwargs).items() if self.trained_keys(k)}
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
+        """The trained part from `state_dict`, the frozen rest from the package: every key `trained_keys` selects must
+        be there (else a truncated or foreign file would score with an untrained head), and no other."""
         full = super().state_dict()
         unknown = sorted(set(state_dict) - set(full))
-        if strict and unknown:
-            raise RuntimeError(f"Error(s) in loading state_dict:\n    unexpected keys {unknown[:3]}")
+        missing = sorted(key for key in full if self.trained_keys(key) and key not in state_dict)
+        if strict and (unknown or missing):
+            raise RuntimeError("Error(s) in loading state_dict:\n    "
+                               + "; ".join(f"{what} keys {keys[:3]}" for what, keys in
+                                           (("missing", missing), ("unexpected", unknown)) if keys))
         full.update(state_dict)
         return super().load_state_dict(full, strict, assign)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from realfake.data.imagefiles import IMAGE_SIZE
 from realfake.project import REPO_ROOT, ProjectError
-from realfake.rules import DEFAULT_MODEL_RULE, default_model
+from realfake.rules import DEFAULT_MODEL_RULE, FULL_SIZE_ABOVE, default_model
 from realfake.studies import matrix
 
 # The original study's figures and the published anchors (../shared/reference.md), at threshold 0.5.
@@ -157,6 +157,22 @@ def out_of_domain_notice(table, model_name, card=MODEL_CARD):
               if measured is not None else "the model card holds no transfer figure for it")
     return (f"note: {outside} of {len(table)} images are not {IMAGE_SIZE}x{IMAGE_SIZE}, outside what {model_name} "
             f"was trained on; {figure} (models/README.md): do not read these scores as verdicts")
+
+
+def full_size_notice(table, model_name, card=MODEL_CARD):
+    """One line for the images the full-size model scored: what the model card measured for it on its held-out fold
+    and on generators it never saw, and how many images were too small for it."""
+    entry = json.loads(Path(card).read_text()).get("full_size_model", {}) if Path(card).is_file() else {}
+    if entry.get("model") != model_name:
+        return (f"note: {len(table)} images scored by {model_name}, which the model card does not describe: no "
+                f"measured figure backs these scores")
+    small = int((~table["in_domain"]).sum())
+    transfer = ", ".join(f"{name} {auroc:.2f}" for name, auroc in entry["transfer AUROC"].items())
+    return (f"note: {model_name} learnt AGIRI's generators from 224 px re-saved images (held-out AUROC "
+            f"{entry['held-out AUROC, JPEG fakes']:.2f}, JPEG fakes); on generators it never saw its AUROC was "
+            f"{transfer} (0.5 is chance; models/README.md): a score is evidence, not a verdict"
+            + (f"; {small} of {len(table)} images are {FULL_SIZE_ABOVE} px or smaller, below what it was made for"
+               if small else ""))
 
 
 def readme_tables(results):

@@ -15,9 +15,8 @@ The AGIRI detector is validated in this order, so that nothing is chosen on the 
 Every training image is re-encoded as JPEG at a random quality in each of its AUGMENT_COPIES copies (the
 frozen-backbone form of "a new augmentation each epoch"), so the PNG/JPEG difference cannot be learnt.
 """
-import hashlib
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -44,6 +43,7 @@ from realfake.models.backbone import (
     PretrainedDetector,
     build_backbone,
     image_keys,
+    pixel_digests,
 )
 from realfake.project import ProjectError, git_commit, seed_everything
 from realfake.rules import CIFAKE_SHIPPING_RULE, FULL_SIZE_SHIP_AT_LEAST, FULL_SIZE_SHIPPING_RULE
@@ -77,11 +77,12 @@ def augment_copy(image, digest, kind, copy, seed=0):
     return perturb.jpeg(x, int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))[0]
 
 
-def copies_of(dataset, index, kind, seed=0):
-    """(cache keys, make_images) for the AUGMENT_COPIES copies of the images at `index`, copy-major."""
+def copies_of(dataset, pixels, index, kind, seed=0):
+    """(cache keys, make_images) for the AUGMENT_COPIES copies of the images at `index`, copy-major; `pixels`: the
+    dataset's pixel digests (the keys), its file digests seed each copy's draw."""
     keys, rows = [], []
     for copy in range(AUGMENT_COPIES):
-        keys += image_keys(dataset.digests[index], f"{kind}{seed}:{copy}")
+        keys += image_keys(pixels[index], f"{kind}{seed}:{copy}")
         rows += [(i, copy) for i in index]
     make = lambda wanted: torch.stack([augment_copy(dataset.images[rows[w][0]], dataset.digests[rows[w][0]], kind,
                                                     rows[w][1], seed) for w in wanted])
@@ -100,8 +101,9 @@ class Features:
     """Cached backbone outputs of one dataset: clean images and augmented copies, pooled (taps) or as fronts."""
 
     def __init__(self, backbone, dataset, image_size, device="cpu", seed=0):
-        self.backbone, self.dataset, self.image_size, self.device, self.seed = backbone, dataset, image_size, device, seed
-        self.backbone_name, self.caches = backbone.name, {}
+        self.backbone, self.dataset, self.image_size, self.device = backbone, dataset, image_size, device
+        self.seed, self.backbone_name, self.caches = seed, backbone.name, {}
+        self.pixels = pixel_digests(dataset.images)   # the cache's keys: what the backbone is given
 
     def cache(self, tuned):
         """The cache of pooled features (tuned = 0) or of activations before the last `tuned` blocks, read once."""
@@ -111,12 +113,12 @@ class Features:
 
     def clean(self, index, tuned=0):
         """Pooled features (tuned = 0) or the activations before the last `tuned` blocks of the images at `index`."""
-        return self.cache(tuned).get(image_keys(self.dataset.digests[index]), lambda w: self.dataset.images[index[w]],
-                         desc=f"{self.dataset.name}")
+        return self.cache(tuned).get(image_keys(self.pixels[index]), lambda w: self.dataset.images[index[w]],
+                                     desc=f"{self.dataset.name}")
 
     def augmented(self, index, kind, tuned=0):
         """Features (as `clean`) of every copy, and the label of each row."""
-        keys, make = copies_of(self.dataset, index, kind, self.seed)
+        keys, make = copies_of(self.dataset, self.pixels, index, kind, self.seed)
         values = self.cache(tuned).get(keys, make, desc=f"{self.dataset.name}, {kind} copies")
         return values, np.tile(self.dataset.labels.numpy()[index], AUGMENT_COPIES)
 
@@ -355,11 +357,7 @@ def load_held_out(sidecar, root):
 
 def cached_logits(model, data, device="cpu"):
     """A PretrainedDetector's logits on an ImageSet through the feature cache (the packaged backbone's frozen part,
-    as transfer_figures reads it): what its forward pass gives, computed once per image and setting. Images without
-    file digests (CIFAR-100's pickle rows) are keyed by their pixels."""
-    if data.digests is None:
-        data = replace(data, digests=np.array([int.from_bytes(hashlib.blake2b(image.numpy().tobytes(), digest_size=8)
-                                                              .digest(), "little") for image in data.images], np.uint64))
+    as transfer_figures reads it): what its forward pass gives, computed once per image and setting."""
     features, index = Features(build_backbone(model.backbone.name), data, model.image_size, device), np.arange(len(data))
     if model.finetune:
         return logits_from(model, fronts=features.clean(index, model.finetune))
