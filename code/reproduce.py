@@ -3,10 +3,12 @@
     python code/reproduce.py                 # real data in data/ -> notes/results/ (report, results.json, figures)
     python code/reproduce.py --sample        # generated sample data -> data/sample/results/ (stamped as such)
 
-The shipped models (training.SHIPPED_MODELS) are loaded from models/ (or, with --sample, trained on the sample
-data into data/sample/models/); --retrain trains them again. A dataset that is not in data/ is skipped with one
-line. On real data the README's results tables (between `<!-- results:NAME -->` markers) are rewritten from
-results.json, so no figure there is typed by hand. Scores are kept in data/.scores/, keyed by the model file's
+The shipped models (recipes.SHIPPED_MODELS) are loaded from models/ (or, with --sample, trained on the sample
+data into data/sample/models/); --retrain trains them again. A section whose data is not in data/ is skipped with
+one line and keeps the last run's figures, saying so in the report and in results.json's "sections" (the commit
+that computed each); a section no run has computed is left out, and named. On real data the README's results
+tables (between `<!-- results:NAME -->` markers) are rewritten from results.json, so no figure there is typed by
+hand. Scores are kept in data/.scores/, keyed by the model file's
 and the images' contents, so a second run only scores what changed.
 """
 import json
@@ -71,12 +73,14 @@ def main(argv=None):
     sample_dir = config_path("sample_dir")
     out = Path(args.out) if args.out else (sample_dir / "results" if args.sample else REPO_ROOT / "notes" / "results")
     stamp = f"> **SAMPLE DATA**: {STAND_IN_NOTE}. No figure here says anything about CIFAKE." if args.sample else ""
-    kept, blocks = {}, {}
-    if args.only:
-        if not (out / "results.json").is_file():
-            raise ProjectError(f"--only keeps the other sections from {shown(out / 'results.json')}, which is missing: "
-                               f"run python code/reproduce.py once without --only")
-        kept, blocks = json.loads((out / "results.json").read_text()), previous_blocks(out / "report.md")
+    if args.only and not (out / "results.json").is_file():
+        raise ProjectError(f"--only keeps the other sections from {shown(out / 'results.json')}, which is missing: "
+                           f"run python code/reproduce.py once without --only")
+    last = out / "results.json"                       # what a section left out or skipped keeps from the last run
+    kept = json.loads(last.read_text()) if last.is_file() else {}
+    blocks = previous_blocks(out / "report.md")
+    kept_commit = lambda key: kept.get("sections", {}).get(key, kept.get("commit"))
+    skipped = {}                                      # section: "kept from commit ..." or "no results"
     report = Report(out, stamp)
     report.text("# Reproduction report", f"`python code/reproduce.py{' --sample' if args.sample else ''}"
                 f"{' --only ' + ' '.join(args.only) if args.only else ''}` on {device}, commit {commit}"
@@ -103,8 +107,14 @@ def main(argv=None):
         try:
             timed(key, run)
         except ProjectError as e:
-            print(f"skipped {key}: {e}")
-            report.text(f"## {key}: skipped", f"{e}")
+            last_results = {k: kept[k] for k in SECTION_KEYS[key] if k in kept}
+            skipped[key] = f"kept from commit {kept_commit(key)}" if last_results else "no results"
+            print(f"skipped {key}: {e}; {skipped[key]}")
+            report.results.update(last_results)
+            report.text(f"## {key}: skipped", f"{e}", "", f"This run could not compute it: the figures of {key} are "
+                        + (f"the last run's (commit {kept_commit(key)})." if last_results else "missing."))
+            if last_results and key in blocks:
+                report.text(blocks[key].split("\n", 1)[1].rsplit("\n", 1)[0])      # its block, without the markers
         report.text(f"<!-- /section:{key} -->")
 
     loaded = timed("models (load or train)", lambda: {name: train_or_load(name, args.sample, args.retrain, device)
@@ -147,15 +157,15 @@ def main(argv=None):
     sections.provenance(report, sidecars)
     report.results.update(sample_data=args.sample, commit=commit, device=str(device), torch=torch.__version__,
                           methods={"bootstrap resamples": BOOTSTRAP_RESAMPLES, "ece bins": ECE_BINS})
-    if args.only:
-        report.results["sections"] = {key: commit if key in args.only else kept.get("sections", {}).get(
-            key, kept.get("commit")) for key in SECTION_KEYS}
-    else:
-        report.results["sections"] = {key: commit for key in SECTION_KEYS}
+    stamp_of = lambda key: (None if skipped.get(key) == "no results" else kept_commit(key)) if key in skipped else \
+        kept_commit(key) if args.only and key not in args.only else commit
+    report.results["sections"] = {key: stamp_of(key) for key in SECTION_KEYS}
     sections.beside_the_original(report)
     report.text("## Time per step (seconds)", markdown(pd.Series(timings, name="seconds").to_frame(), ".1f"),
                 "", f"Total time {time.perf_counter() - started:.0f} s ({machine_description(device)}).")
     print(f"wrote {shown(report.write())}")
+    if skipped:
+        print("not computed by this run: " + "; ".join(f"{key} ({why})" for key, why in skipped.items()))
     if "cifake_test" in report.results:
         card = model_card(report.results, sidecars)
         folder = model_file(next(iter(SHIPPED_MODELS)), args.sample).parent if not args.out else out

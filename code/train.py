@@ -44,7 +44,7 @@ from realfake.training.recipes import RECIPES
 MIN_FAKES_PER_SOURCE = 50       # fewer images than this would be repeated to fill a source's share of each epoch
 
 
-def main(argv=None):
+def cli_parser():
     parser = cli.parser(__doc__, data="CIFAKE folder")
     parser.add_argument("-mf", "--model-file", help="save to models/<name>.pth, or to this path (only when given)")
     parser.add_argument("--recipe", choices=RECIPES, default="original", help="hyper-parameter set (default original)")
@@ -83,13 +83,35 @@ def main(argv=None):
                         "FAKE class (any format and size, searched recursively)")
     parser.add_argument("--log-every", type=int, default=0, metavar="N",
                         help="log loss, running and validation accuracy every N batches")
-    args = cli.parse(parser, argv)
+    return parser
+
+
+def main(argv=None):
+    args = cli.parse(cli_parser(), argv)
     with distributed.joined(pick_device(args.device)) as (world, device):    # one process unless under torchrun
         train(args, world, device)
 
 
+# Flags only one kind of training reads: given to the other, they would be ignored without a word
+PRETRAINED_ONLY = ("backbone", "image_size", "finetune")
+SCRATCH_ONLY = ("recipe", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "label_smoothing",
+                "shift", "val_fraction", "augment", "amp", "compile", "fakes", "attn", "widths", "log_every")
+
+
+def refuse_unread_flags(args):
+    """One line naming every flag given that the chosen --arch does not read."""
+    defaults = vars(cli_parser().parse_args([]))
+    unread = SCRATCH_ONLY if args.arch == "pretrained" else PRETRAINED_ONLY
+    given = [f"--{name.replace('_', '-')}" for name in unread if getattr(args, name) != defaults[name]]
+    if given:
+        reads = ("its choices from validation or cross-validation (pretrained.py), and --seed" if args.arch ==
+                 "pretrained" else "a recipe's hyper-parameters")
+        raise ProjectError(f"--arch {args.arch} does not read {', '.join(given)} (it takes {reads}): drop them")
+
+
 def train(args, world, device):
     """The recipe with the flags' overrides, the audit of any --fakes folders, then training (and saving)."""
+    refuse_unread_flags(args)
     if args.arch == "pretrained":
         path = model_path(args.model_file) if args.model_file else None
         return train_pretrained(args.dataset, path, args.data, args.sample, args.backbone, args.image_size,

@@ -15,6 +15,7 @@ from PIL import Image
 
 from classes import load_cifake
 from realfake.evaluation import robustness
+from realfake import rules
 from realfake.project import REPO_ROOT, ProjectError
 from realfake.publishing import publish
 from realfake.studies import variants, zeroshot
@@ -106,6 +107,19 @@ def test_train_cli_refuses_no_epochs_in_one_line(tmp_path, epochs):
     bad = run(["train.py", "--sample", "-ep", epochs, "-mf", str(model)], ".")
     assert bad.returncode != 0 and "must be at least 1" in bad.stderr and "Traceback" not in bad.stderr
     assert bad.stderr.strip().count("\n") == 0 and not model.exists()
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--arch", "pretrained", "-ep", "3", "-lr", "0.1", "--recipe", "fast", "--fakes", "x"],
+     "--arch pretrained does not read --recipe, --epochs, --lr, --fakes"),
+    (["--arch", "strong", "--finetune", "1", "--image-size", "64"], "--arch strong does not read --image-size, --finetune")])
+def test_train_refuses_flags_its_architecture_does_not_read(flags, named):
+    import train
+    with pytest.raises(ProjectError, match=named):
+        train.refuse_unread_flags(train.cli_parser().parse_args(flags))
+    train.refuse_unread_flags(train.cli_parser().parse_args(["--arch", "pretrained", "--seed", "1", "--finetune", "1"]))
+    bad = run(["train.py", "--sample", *flags], ".")
+    assert bad.returncode == 1 and named in bad.stderr and bad.stderr.strip().count("\n") == 0
 
 
 @pytest.mark.parametrize("flags, message", [(["--lr", "-1"], "lr must be above 0"),
@@ -380,7 +394,7 @@ def test_reproduce_tables_the_variants_beside_the_shipped_models(sample_results)
     assert rows["fast_npr"]["seeds"] == 1 and rows["strong/general"]["arch"] == "strong"
     decision = generators["decision"]
     assert set(decision["variants"]) == {n for n, r in rows.items() if r["protocol"] == "CIFAKE only"}
-    assert decision["chosen"] is None or decision["variants"][decision["chosen"]]["qualifies"]
+    assert decision == json.loads(json.dumps(rules.variant_shipping_decision(rows)))   # the rule, from these rows
     assert generators["recipes"]["general"]["input"] == "spectrum"
     report = (sample_results / "report.md").read_text()
     assert "## Other generators at 32 x 32" in report and "## Time per step (seconds)" in report
@@ -437,7 +451,7 @@ def test_reproduce_tables_the_benchmark_per_unseen_generator(sample_results):
     assert set(verdict["gains"]) == {*(f"own: {v}" for v in variants.OWN), *no_fakes}
     assert verdict["ships"] == [n for n, gain in sorted(verdict["gains"].items()) if gain >= 0.05]
     decision = bench["decision"]
-    assert decision["ships"] is False or decision["CIFAKE test AUROC"] >= 0.98
+    assert decision == json.loads(json.dumps(rules.general_decision(bench["rows"])))
     assert (sample_results / "benchmark.png").is_file() and "## The generalisation benchmark" in (
         sample_results / "report.md").read_text()
 
@@ -614,6 +628,26 @@ def test_reproduce_only_reruns_the_named_sections_and_keeps_the_others(sample_re
     empty.mkdir()
     bad = run(["reproduce.py", "--sample", "--out", str(empty), "--only", "faces"], ".")
     assert bad.returncode == 1 and "without --only" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_reproduce_keeps_the_last_figures_of_a_section_it_cannot_compute_and_says_so(sample_results, tmp_path):
+    import shutil
+    out = shutil.copytree(sample_results, tmp_path / "results")
+    before = json.loads((out / "results.json").read_text())
+    (out / "matrix.json").unlink()                                       # the matrix section cannot run now
+    result = run(["reproduce.py", "--sample", "--out", str(out), "--only", "matrix"], ".")
+    assert result.returncode == 0, result.stderr
+    after = json.loads((out / "results.json").read_text())
+    assert after["matrix"] == before["matrix"] and after["sections"]["matrix"] == before["sections"]["matrix"]
+    assert f"kept from commit {before['sections']['matrix']}" in result.stdout
+    report = (out / "report.md").read_text()
+    assert "## matrix: skipped" in report and "the last run's" in report and report.count("## The transfer matrix") == 1
+    shutil.rmtree(out)
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps({k: v for k, v in before.items() if k != "matrix"}))
+    result = run(["reproduce.py", "--sample", "--out", str(out), "--only", "matrix"], ".")
+    after = json.loads((out / "results.json").read_text())
+    assert "matrix" not in after and after["sections"]["matrix"] is None and "matrix (no results)" in result.stdout
 
 
 def test_the_gpu_check_has_a_cpu_figure_for_each_full_training_and_refuses_without_cuda(monkeypatch):

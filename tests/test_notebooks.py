@@ -7,6 +7,7 @@ nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (pi
 NotebookClient = pytest.importorskip("nbclient", reason="nbclient is not installed").NotebookClient
 
 from realfake.project import REPO_ROOT
+from realfake.rules import FULL_SIZE_SHIP_AT_LEAST
 from realfake.studies import matrix
 
 CODE = REPO_ROOT / "code"
@@ -20,7 +21,7 @@ CHECKS = {  # notebook -> (extra parameters, a final cell printing what the test
     "transfer_mixed": ("", "print(json.dumps({'accounting': accounting.to_dict(orient='index'), 'rows': len(table),"
                            "'jpeg_rows': len(jpeg_table), 'ddpm_fakes': int((ddpm_labels == 0).sum()),"
                            "'audited': audited['files'], 'cv': len(cv), 'beside': list(beside.columns),"
-                           "'verdict': full['ships'], 'matrix': list(rows), 'cifake_test': list(cifake_test.index)}))"),
+                           "'verdict': full['ships'], 'held_jpeg_auroc': held['JPEG fakes']['auroc'], 'matrix': list(rows), 'cifake_test': list(cifake_test.index)}))"),
     "transfer_generators": ("", "print(json.dumps({'rows': list(table.index), 'shares': list(shares.columns),"
                                 "'audited': list(audit.index), 'changes': list(change.index),"
                                 "'benchmark': list(bench_table.index), 'own': sorted(made)}))"),
@@ -72,7 +73,8 @@ def test_transfer_mixed_notebook(sample_root):
         assert row["found"] == len(files) == row["loaded"] + row["skipped"] and row["skipped"] == 4
     assert result["rows"] == result["jpeg_rows"] == 15 and result["ddpm_fakes"] == 20 and result["audited"] == len(files)
     from realfake.training.pretrained import choices
-    assert result["cv"] == len(choices()) and isinstance(result["verdict"], bool)
+    assert result["cv"] == len(choices())
+    assert result["verdict"] is (result["held_jpeg_auroc"] >= FULL_SIZE_SHIP_AT_LEAST)     # the rule, from the figure
     assert result["beside"] == ["AUROC, all fakes", "AUROC, JPEG fakes", "accuracy, JPEG fakes", "faces AUROC",
                                 "DDPM-32 AUROC"]
     assert result["matrix"] == [f"{b}, trained on {t}" for b in matrix.BACKBONES for t in matrix.TRAINING_SETS]

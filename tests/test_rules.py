@@ -1,4 +1,6 @@
 """rules.py: the rules' decisions follow from the figures they are given."""
+import pytest
+
 from realfake import rules
 
 
@@ -11,3 +13,35 @@ def test_the_default_model_is_the_best_worst_case_over_the_generators_among_comp
     chosen = rules.default_model(results)        # "weak" has the best worst case, but fails on CIFAKE itself
     assert chosen["model"] == "even" and chosen["worst on"] == "g1" and chosen["worst-case AUROC"] == 0.60
     assert rules.default_model({}) is None
+
+
+def test_a_variant_ships_only_with_enough_gain_and_cifake_kept():
+    row = lambda mean, cifake, protocol="CIFAKE only": {"protocol": protocol, "mean development AUROC": mean,
+                                                        "CIFAKE test AUROC": cifake}
+    rows = {"strong_model": row(0.55, 0.998, "CIFAKE only (shipped)"), "small gain": row(0.58, 0.99),
+            "loses CIFAKE": row(0.70, 0.95), "qualifies": row(0.61, 0.985), "better": row(0.63, 0.981)}
+    decision = rules.variant_shipping_decision(rows)
+    assert decision["chosen"] == "better"                     # of the two that qualify, the best mean
+    assert {name for name, v in decision["variants"].items() if v["qualifies"]} == {"qualifies", "better"}
+    del rows["better"], rows["qualifies"]
+    assert rules.variant_shipping_decision(rows)["chosen"] is None
+
+
+def test_general_model_ships_only_when_its_recipe_gains_enough_and_keeps_cifake():
+    rule = rules.GENERAL_RULE
+    rows = {rule["against"]: {"protocol": "shipped", "mean AUROC": 0.55},
+            rule["recipe"]: {"protocol": "logo", "mean AUROC": 0.66, "CIFAKE test AUROC": 0.99}}
+    assert rules.general_decision(rows)["ships"] is True
+    rows[rule["recipe"]]["CIFAKE test AUROC"] = 0.97
+    assert rules.general_decision(rows)["ships"] is False
+    rows[rule["recipe"]].update({"CIFAKE test AUROC": 0.99, "mean AUROC": 0.64})
+    assert rules.general_decision(rows) == {**rules.general_decision(rows), "ships": False, "gain": pytest.approx(0.09)}
+    assert rules.general_decision({rule["against"]: rows[rule["against"]]})["ships"] is False     # not run yet
+
+
+def test_no_outside_generator_ships_the_rows_that_beat_the_floor():
+    rows = {"CIFAKE only (floor)": {"protocol": "floor", "mean AUROC": 0.56},
+            "own: gan": {"protocol": "own", "mean AUROC": 0.62}, "zeroshot: patch": {"protocol": "zeroshot",
+                                                                                    "mean AUROC": 0.58}}
+    assert rules.no_outside_decision(rows)["ships"] == ["own: gan"]
+    assert rules.no_outside_decision({})["ships"] == []
