@@ -147,8 +147,8 @@ def main(argv=None):
     section("robustness", lambda: sections.robustness(report, folder["CIFAKE_dir"], *scored))
     section("explanations", lambda: sections.explanations(report, folder["CIFAKE_dir"], *scored))
     full_size = model_file(sections.FULL_SIZE_MODEL, args.sample)
-    section("fullsize", lambda: sections.fullsize(report, full_size, (lambda: train_sample_pretrained(
-        "agiri", full_size)) if args.sample else None))
+    section("fullsize", lambda: sections.fullsize(report, full_size, folder["agiri_subset_dir"], device, (
+        lambda: train_sample_pretrained("agiri", full_size)) if args.sample else None))
     section("matrix", lambda: sections.matrix(report, out / "matrix.json"))
     if "cifake_test" in report.results:
         sections.transfer_summary(report)

@@ -21,7 +21,6 @@ A full-size model (train.py --arch pretrained --dataset agiri) is scored on the 
 and on the JPEG fakes alone.
 """
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -31,15 +30,14 @@ import pandas as pd
 from classes import load_cifake
 from realfake import FAKE, cli
 from realfake.data.imagefiles import find_image_files
-from realfake.data.perturb import rescale
 from realfake.evaluation import audit
+from realfake.evaluation.robustness import by_short_side
 from realfake.evaluation.scoring import evaluate_cifake, evaluate_fakes, parse_threshold
 from realfake.metrics import (
     bootstrap_intervals,
     confusion_table,
     figures_with_intervals,
     per_class_table,
-    rank_auroc,
     shown_interval,
 )
 from realfake.models.checkpoints import load_model, read_sidecar
@@ -179,14 +177,9 @@ def test_held_out(args, model, path, threshold, device):
         print(f"{fakes:10s}: AUROC {r['auroc']:.4f} {band('auroc')}   AP {r['ap']:.4f} {band('ap')}   accuracy "
               f"{r['accuracy']:.4f} {band('accuracy')} (95% bootstrap intervals)")
     if args.sizes:
-        result["by short side"] = {}
+        result["by short side"] = by_short_side(model, held, labels, keep, threshold, args.sizes, device)
         print("\nas if the images had been smaller (shrunk, then decoded back to the model's size as predict.py does):")
-    for side in args.sizes:
-        small = score_dataset(model, replace(held, images=rescale(held.images, side)), device)
-        row = {"AUROC, JPEG fakes": rank_auroc(labels[keep], small[keep]),
-               "reals called real": float((small[~fake] >= threshold).mean()),
-               "JPEG fakes called fake": float((small[keep & fake] < threshold).mean())}
-        result["by short side"][side] = row
+    for side, row in result.get("by short side", {}).items():
         print(f"{side:4d} px: " + "   ".join(f"{name} {value:.4f}" for name, value in row.items()))
     if args.json:
         cli.write_json(args.json, result)

@@ -74,7 +74,8 @@ def test_the_full_size_model_gets_a_card_entry_and_a_readme_row_and_own_audits_s
         "temperature": 2.0, "n_train": 1415, "git_commit": "abc", "device": "cpu",
         "held-out": {"all fakes": held(0.98), "JPEG fakes": held(0.9684), "format test": {
             "PNG fakes saved as JPEG q75": {"mean change in P(real)": 0.026}}},
-        "transfer": {"faces": {"auroc": 0.4154}, "DDPM-32": {"auroc": 0.3977}}},
+        "transfer": {"faces": {"auroc": 0.4154}, "DDPM-32": {"auroc": 0.3977}},
+        "held-out by short side": {"64": {"AUROC, JPEG fakes": 0.9328}, "128": {"AUROC, JPEG fakes": 0.9618}}},
         "audit": {name: {"metadata AUROC": 0.5, "colour statistics AUROC": 0.6, "flags": 0, "duplicate groups": 0,
                          "test files in train": 0} for name in ("CIFAKE", "own gan vs CIFAKE test/REAL")}}
     entry = publish.full_size_entry(results)
@@ -82,8 +83,10 @@ def test_the_full_size_model_gets_a_card_entry_and_a_readme_row_and_own_audits_s
     assert entry["transfer AUROC"] == {"faces": 0.4154, "DDPM-32": 0.3977}
     lines = "\n".join(publish.full_size_lines(entry))
     assert "Verdict: **ships**" in lines and "faces AUROC 0.4154" in lines and "+0.0260" in lines
+    assert "AUROC on the JPEG fakes: 64 px 0.9328; 128 px 0.9618." in lines and "224 px or more" in lines
     table = publish.fullsize_table(results)
-    assert list(table.index) == ["agiri_model (probe)"] and table.iloc[0]["AUROC, JPEG fakes (95%)"].startswith("0.9684")
+    assert list(table.index) == ["agiri_model (probe)"]
+    assert table.iloc[0]["AUROC, JPEG fakes (95%)"].startswith("0.9684")
     tables = publish.readme_tables({**results, "cifake_test": {"models": {}}})
     assert "CIFAKE" in tables["audit"] and "own gan" not in tables["audit"] and "agiri_model" in tables["fullsize"]
 

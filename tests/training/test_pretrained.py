@@ -263,14 +263,15 @@ def test_test_fakes_scores_a_full_size_model_as_predict_does(sample_agiri_model,
 
 def test_the_full_size_notice_quotes_the_card(tmp_path):
     import pandas as pd
-    from predict import full_size_notice
+    from realfake.publishing.publish import full_size_notice
     card = tmp_path / "card.json"
     card.write_text(json.dumps({"full_size_model": {"model": "agiri_model", "held-out AUROC, JPEG fakes": 0.9684,
-                                                    "transfer AUROC": {"faces": 0.4154, "DDPM-32": 0.3977}}}))
+                                                    "transfer AUROC": {"faces": 0.4154, "DDPM-32": 0.3977},
+                                                    "held-out AUROC, JPEG fakes, by short side": {"64": 0.9328}}}))
     table = pd.DataFrame({"in_domain": [True, True, False]})
     notice = full_size_notice(table, "agiri_model", card)
     assert "held-out AUROC 0.97" in notice and "faces 0.42, DDPM-32 0.40" in notice
-    assert "1 of 3 images are 64 px or smaller" in notice
+    assert "1 of 3 images are under 224 px, smaller than it was made for (held-out AUROC at 64 px 0.93)" in notice
     assert "does not describe" in full_size_notice(table, "other_model", card)
 
 

@@ -7,8 +7,9 @@ import functools
 
 import pandas as pd
 
+from realfake import FAKE
 from realfake.data.perturb import blur, jpeg, noise, rescale
-from realfake.metrics import probability, score_at_threshold
+from realfake.metrics import probability, rank_auroc, score_at_threshold
 from realfake.models.inference import predict_logits, temperature_of
 
 PERTURBATIONS = {
@@ -38,6 +39,22 @@ def perturbation_table(models, dataset, device="cpu", perturbations=PERTURBATION
             r = score_at_threshold(labels, scores, threshold)
             rows[name, model_name] = {"accuracy": r["accuracy"], "auroc": r["auroc"]}
     return pd.DataFrame(rows).T.rename_axis(["perturbation", "model"])
+
+
+SHORT_SIDES = (64, 96, 128, 160, 192)          # smaller images than the full-size model's 224 px, as users send them
+
+
+def by_short_side(model, dataset, labels, keep, threshold, sides=SHORT_SIDES, device="cpu"):
+    """A full-size model on `dataset` (its held-out fold) as if each image had been `side` px: shrunk (antialiased),
+    then brought back to the model's input size as predict.py decodes a small image. {side: AUROC of the images at
+    `keep` (the reals and JPEG fakes), the share of reals called real, the share of those fakes called fake}."""
+    rows, fake = {}, labels == FAKE
+    for side in sides:
+        scores = probability(predict_logits(model, rescale(dataset.images, side), device), temperature_of(model))
+        rows[side] = {"AUROC, JPEG fakes": float(rank_auroc(labels[keep], scores[keep])),
+                      "reals called real": float((scores[~fake] >= threshold).mean()),
+                      "JPEG fakes called fake": float((scores[keep & fake] < threshold).mean())}
+    return rows
 
 
 def wide_table(table):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from realfake.data.imagefiles import IMAGE_SIZE
+from realfake.data.imagefiles import FULL_SIZE, IMAGE_SIZE
 from realfake.project import REPO_ROOT, ProjectError
 from realfake.rules import DEFAULT_MODEL_RULE, FULL_SIZE_ABOVE, default_model
 from realfake.studies import matrix
@@ -93,9 +93,10 @@ def model_card(results, sidecars):
                                                     "full_size_model": full_size}}
 
 
-FULL_SIZE_USE = ("Research on detecting generated images like those of AGIRI (many generators, many subjects), from "
-                 "images of 224 px or more: predict.py gives it every image whose short side is over 64 px when it "
-                 "ships.")
+FULL_SIZE_USE = (f"Research on detecting generated images like those of AGIRI (many generators, many subjects), from "
+                 f"images of {FULL_SIZE} px or more: predict.py gives it every image whose short side is over "
+                 f"{FULL_SIZE_ABOVE} px when it ships, and names those under {FULL_SIZE} px, on which it was "
+                 f"measured less accurate (below).")
 
 
 FULL_SIZE_LIMITS = ("Trained on {n_train:,} images of the AGIRI train subset, 224 px, re-saved (a third party's sample "
@@ -120,6 +121,8 @@ def full_size_entry(results):
             "held-out accuracy at threshold": held["JPEG fakes"]["accuracy"],
             "format test": held["format test"],
             "transfer AUROC": {name: row["auroc"] for name, row in fullsize["transfer"].items()},
+            "held-out AUROC, JPEG fakes, by short side": {side: row["AUROC, JPEG fakes"] for side, row in
+                                                          fullsize.get("held-out by short side", {}).items()},
             "commit": fullsize["git_commit"], "device": fullsize["device"]}
 
 
@@ -135,6 +138,9 @@ def full_size_lines(entry):
             f"{held('held-out AUROC, JPEG fakes')} (JPEG fakes alone); format test: {change}.",
             "- Transfer (never trained on): " + "; ".join(f"{name} AUROC {auroc:.4f}" for name, auroc in
                                                          entry["transfer AUROC"].items()) + ".",
+            *(["- Smaller images (the held-out fold shrunk, then decoded as predict.py does), AUROC on the JPEG "
+               "fakes: " + "; ".join(f"{side} px {auroc:.4f}" for side, auroc in smaller.items()) + "."]
+              if (smaller := entry.get("held-out AUROC, JPEG fakes, by short side")) else []),
             f"- Rule: {entry['rule']} Verdict: **{'ships' if entry['ships'] else 'does not ship'}**.",
             f"- Reproduce: `python code/train.py --arch pretrained --dataset agiri -mf {entry['model']}`; "
             f"`python code/test.py -mf {entry['model']}` scores its held-out fold.", ""]
@@ -161,17 +167,21 @@ def out_of_domain_notice(table, model_name, card=MODEL_CARD):
 
 def full_size_notice(table, model_name, card=MODEL_CARD):
     """One line for the images the full-size model scored: what the model card measured for it on its held-out fold
-    and on generators it never saw, and how many images were too small for it."""
+    and on generators it never saw, and how many images were smaller than it was made for, with what the card measured
+    on images of about their size."""
     entry = json.loads(Path(card).read_text()).get("full_size_model", {}) if Path(card).is_file() else {}
     if entry.get("model") != model_name:
         return (f"note: {len(table)} images scored by {model_name}, which the model card does not describe: no "
                 f"measured figure backs these scores")
     small = int((~table["in_domain"]).sum())
     transfer = ", ".join(f"{name} {auroc:.2f}" for name, auroc in entry["transfer AUROC"].items())
-    return (f"note: {model_name} learnt AGIRI's generators from 224 px re-saved images (held-out AUROC "
+    smaller = entry.get("held-out AUROC, JPEG fakes, by short side", {})
+    measured = f" (held-out AUROC at {', '.join(f'{side} px {auroc:.2f}' for side, auroc in smaller.items())})" \
+        if smaller else ""
+    return (f"note: {model_name} learnt AGIRI's generators from {FULL_SIZE} px re-saved images (held-out AUROC "
             f"{entry['held-out AUROC, JPEG fakes']:.2f}, JPEG fakes); on generators it never saw its AUROC was "
             f"{transfer} (0.5 is chance; models/README.md): a score is evidence, not a verdict"
-            + (f"; {small} of {len(table)} images are {FULL_SIZE_ABOVE} px or smaller, below what it was made for"
+            + (f"; {small} of {len(table)} images are under {FULL_SIZE} px, smaller than it was made for{measured}"
                if small else ""))
 
 

@@ -22,7 +22,7 @@ from realfake.evaluation.explain import (
     pick_examples,
     srm_gates,
 )
-from realfake.evaluation.robustness import perturbation_table, wide_table
+from realfake.evaluation.robustness import by_short_side, perturbation_table, wide_table
 from realfake.evaluation.scoring import (
     DEV_GENERATORS,
     accounting_table,
@@ -42,6 +42,7 @@ from realfake.metrics import (
     score_at_threshold,
     summary_row,
 )
+from realfake.models.checkpoints import load_model
 from realfake.models.inference import dataset_logits, temperature_of
 from realfake.project import (
     ProjectError,
@@ -61,6 +62,7 @@ from realfake.rules import (
 )
 from realfake.studies.matrix import COLUMNS, IN_DOMAIN, summary, table
 from realfake.studies.variants import benchmark_table, family_table, held_out_generators, protocol, variant_table
+from realfake.training.pretrained import jpeg_mask, load_held_out
 from realfake.training.recipes import RECIPES, SHIPPED_MODELS, Recipe, train_command
 
 
@@ -332,11 +334,11 @@ FULL_SIZE_KEYS = ("ships", "shipping rule", "choice", "backbone", "image_size", 
                   "held-out", "transfer", "wall_seconds", "seconds to choose (CV)", "git_commit", "device")
 
 
-def fullsize(report, path, train=None):
+def fullsize(report, path, root, device="cpu", train=None):
     """The full-size detector (pretrained.fit_agiri, `python code/train.py --arch pretrained --dataset agiri -mf
     agiri_model`): its cross-validated choices, held-out figures, format test, transfer and shipping verdict, from
-    its sidecar; `train()` makes the model first when the file is missing (the sample data), else the section says
-    how to train it."""
+    its sidecar, and its held-out fold (in `root`) as if its images had been smaller; `train()` makes the model first
+    when the file is missing (the sample data), else the section says how to train it."""
     if not path.is_file():
         if train is None:
             raise ProjectError(f"{path.name} not found: train it with `python code/train.py --arch pretrained "
@@ -347,6 +349,11 @@ def fullsize(report, path, train=None):
     report.results["fullsize"] = {"model": FULL_SIZE_MODEL, **{key: sidecar[key] for key in FULL_SIZE_KEYS},
                                   "held-out fraction": sidecar["held_out"]["fraction"],
                                   "ship at least": FULL_SIZE_SHIP_AT_LEAST, "goal": FULL_SIZE_GOAL}
+    model, checkpoint = load_model(path, device)
+    fold, formats = load_held_out(sidecar, root)
+    labels = fold.labels.numpy()
+    smaller = by_short_side(model, fold, labels, jpeg_mask(labels, formats), checkpoint["threshold"], device=device)
+    report.results["fullsize"]["held-out by short side"] = smaller
     report.text(f"## The full-size detector: {FULL_SIZE_MODEL} on the {AGIRI_SUBSET}",
                 f"{sidecar['report']}; {sidecar['duplicate groups']} duplicate groups; {sidecar['n_held_out']} images "
                 f"held out first, {sidecar['n_train']} for {sidecar['cv_folds']}-fold grouped cross-validation. "
@@ -362,6 +369,9 @@ def fullsize(report, path, train=None):
     report.table(pd.DataFrame(held["format test"]).T)
     report.text("Transfer to sets it never trained on:")
     report.table(pd.DataFrame(sidecar["transfer"]).T)
+    report.text(f"Smaller images: the held-out fold shrunk to each short side, then decoded back to "
+                f"{sidecar['image_size']} px as predict.py decodes a small image (at the model's threshold):")
+    report.table(pd.DataFrame(smaller).T.rename_axis("short side (px)"))
 
 
 def benchmark(report, variants_file):
