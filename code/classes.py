@@ -152,7 +152,7 @@ class SRMLayer(nn.Module):
 
 class CIFAKE_CNN(nn.Module):
     """The PyTorch CIFAR-10 tutorial net with a single logit (61,241 parameters; +24 with attention), on the image
-    or on one of generalise.INPUTS."""
+    or on one of data/inputs.INPUTS."""
 
     def __init__(self, attn=False, input="rgb"):
         super().__init__()

@@ -2,7 +2,7 @@
 
     python code/train.py -ep 10 -mf base_model                  # the original study's base model
     python code/train.py -ep 10 --attn -mf attn_model           # with the SRM attention layer
-    python code/train.py --recipe fast -mf fast_model           # the fast recipe (training.RECIPES)
+    python code/train.py --recipe fast -mf fast_model           # the fast recipe (recipes.RECIPES)
     python code/train.py --arch strong --recipe strong -mf strong_model
     python code/train.py --arch strong --recipe strong_fast --widths 24,48,96   # about a sixth of the time
     python code/train.py -ep 1 --sample                         # a quick run on the generated sample data
@@ -11,7 +11,7 @@
     python code/train.py --arch pretrained --dataset agiri -mf agiri_model   # full-size detector (pretrained.py)
     python code/train.py --arch pretrained -mf pretrained_model      # CIFAKE on the backbone (pretrained.py)
 
-A recipe (training.RECIPES) sets every hyper-parameter; the flags below override single values. A stratified,
+A recipe (recipes.RECIPES) sets every hyper-parameter; the flags below override single values. A stratified,
 seeded validation split is carved from the training data; the decision threshold stored with the model is
 chosen on it, never on the test set. The model is saved (models/<name>.pth and a JSON sidecar) only with -mf.
 With --fakes, every image below each folder joins the FAKE class as a source of its own, each source an equal

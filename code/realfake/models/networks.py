@@ -35,7 +35,7 @@ class StrongCNN(nn.Module):
     layers at full 32 x 32 resolution (where pixel-level generation traces live), then two halvings; mean and max
     pooling feed one logit. In eval mode it averages its logits over test-time views: test_shift=k adds the image
     moved k pixels each way (reflection-padded), test_flip its mirrors (with test_shift=1: 10 views). `input`: one of
-    generalise.INPUTS, taken before the residual."""
+    data/inputs.INPUTS, taken before the residual."""
 
     def __init__(self, widths=(32, 64, 112), test_flip=False, test_shift=0, input="rgb"):
         super().__init__()

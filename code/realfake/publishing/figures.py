@@ -27,7 +27,7 @@ def training_curves(histories):
 
 
 def sweep_curves(sweep, title=""):
-    """Accuracy, precision, recall and F1 against the threshold (a table from evaluate.threshold_sweep)."""
+    """Accuracy, precision, recall and F1 against the threshold (a table from metrics.threshold_sweep)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for column in ("accuracy", "precision", "recall", "f1"):
         ax.plot(sweep["threshold"], sweep[column], marker="o", label=column)
@@ -160,7 +160,7 @@ def gate_histograms(gates, labels):
 
 
 def reliability_diagrams(tables):
-    """Accuracy against confidence in the predicted label per bin (evaluate.reliability_table), before and after
+    """Accuracy against confidence in the predicted label per bin (metrics.reliability_table), before and after
     calibration: `tables` is {model: {"before": table, "after": table}}; the diagonal is perfect calibration."""
     columns = min(3, len(tables))
     rows = -(-len(tables) // columns)

@@ -1,6 +1,6 @@
 """Which training choices make a small detector catch generators it never saw? Two studies, one file of runs.
 
-Each variant is a recipe (training.RECIPES) on an architecture. Every run trains on CIFAKE's training split (less
+Each variant is a recipe (recipes.RECIPES) on an architecture. Every run trains on CIFAKE's training split (less
 its validation split) and is scored on the CIFAKE test set, on each development generator's images against
 CIFAKE's 10,000 test reals (AUROC, AP), and on the DDPM faces against CelebA-HQ (resized, and the best of the two
 native-resolution crops). The development generators only compare variants: they never fit a weight or a threshold.
@@ -120,7 +120,7 @@ LEAVE_OUT = {"fast balanced": ("fast", "cnn", "sources", 1.0, {}), "fast pooled"
              # StrongCNN, the strong recipe cut to 4 epochs and one view (about 6 minutes a run on 2 cores)
              "strong balanced, 4 epochs": ("strong", "strong", "sources", 1.0,
                                            dict(epochs=4, test_flip=False, test_shift=0)),
-             # ... and the generators the project trains itself (owngen.py) beside them
+             # ... and the generators the project trains itself (own_generators.py) beside them
              "fast balanced + own": ("fast", "cnn", "sources", 1.0, dict(own=tuple(OWN_MODELS))),
              # a linear probe on the frozen ImageNet backbone (PRETRAINED_PROBE), one epoch's balanced draw
              "pretrained probe balanced": ("pretrained", "pretrained", "sources", 1.0, {})}
@@ -228,7 +228,8 @@ def run_benchmark(protocol, name, held_out, held, seed, data, device):
     at_half = score_at_threshold(test.labels.numpy(), scores_of(test), 0.5)
     figures = generator_figures(scores_of, fakes, reals)
     record = {"variant": name, "seed": seed, "benchmark": protocol, "held_out": held_out, "unseen": unseen,
-              "recipe": recipe.name, "arch": arch, "epochs": recipe.epochs, "train_fakes": list(recipe.train_fakes), "balance": recipe.balance,
+              "recipe": recipe.name, "arch": arch, "epochs": recipe.epochs, "train_fakes": list(recipe.train_fakes),
+              "balance": recipe.balance,
               "fake shares": history["fakes_per_epoch"], "images_per_epoch": history["n_train"],
               "training seconds": round(seconds, 1), "cifake test auroc": at_half["auroc"],
               "cifake test accuracy": at_half["accuracy"],

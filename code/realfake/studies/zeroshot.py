@@ -1,15 +1,15 @@
 """A detector that never sees a fake: a model of real images only, and a score of how likely an image is for its
 complexity (the idea of ZED, Cozzolino et al. 2024, with the input-complexity correction of Serra et al. 2020).
 
-Two models of real images. "patch": a Gaussian mixture (PATCH_MODEL) of the 8 x 8 patches (CIFAKE's JPEG blocks)
-of real training images; an image's likelihood is the mean log-likelihood of its 16 patches. "flow": the project's
-own RealNVP-style flow (owngen.py, trained on the same real images), a learned lossless coder of real images as in
-ZED; an image's likelihood is its log-density per dimension. An image's complexity is the size of its PNG encoding.
-Among real images likelihood falls along a line in PNG size (fitted on the same images); the score is how far an
-image lies above that line (one-sided: below it is fake) or, for the two-sided score, minus its distance either way.
-P(real) is a logistic function of the score whose two numbers, like every model's temperature, and the threshold
-(balanced accuracy) are fitted on CIFAKE's validation split: the image model never sees a fake. A fitted detector
-is kept in data/.zeroshot/ under its settings and the images' contents.
+Two models of real images. "patch": a Gaussian mixture (PATCH_MODEL) of the 8 x 8 patches (CIFAKE's JPEG blocks) of
+real training images; an image's likelihood is the mean log-likelihood of its 16 patches. "flow": the project's own
+RealNVP-style flow (training/own_generators.py, trained on the same real images), a learned lossless coder of real
+images as in ZED; an image's likelihood is its log-density per dimension. An image's complexity is the size of its
+PNG encoding. Among real images likelihood falls along a line in PNG size (fitted on the same images); the score is
+how far an image lies above that line (one-sided: below it is fake) or, for the two-sided score, minus its distance
+either way. P(real) is a logistic function of the score whose two numbers, like every model's temperature, and the
+threshold (balanced accuracy) are fitted on CIFAKE's validation split: the image model never sees a fake. A fitted
+detector is kept in data/.zeroshot/ under its settings and the images' contents.
 
 Its command: `python code/zeroshot.py` (--help lists the flags).
 """
@@ -74,7 +74,7 @@ def png_bytes(images):
 class Detector:
     """A model of real images (a patch mixture, or an own flow), the line of its likelihood in PNG size among real
     images, and the map to P(real)."""
-    model: object                       # a fitted GaussianMixture, or an owngen.Flow
+    model: object                       # a fitted GaussianMixture, or a generators.Flow
     line: tuple = (0.0, 0.0)            # intercept, slope: a real image's expected likelihood for its PNG size
     spread: float = 1.0                 # the real images' spread about that line
     score_kind: str = "one-sided"
@@ -108,7 +108,8 @@ class Detector:
 
 
 def own_flow(real_images):
-    """The project's own flow trained on these real images (owngen.py: made on first use, ~7 minutes on 2 cores)."""
+    """The project's own flow trained on these real images (own_generators.py: made on first use, ~7 minutes on 2
+    cores)."""
     folder = own_generator("flow", real_images)
     settings = json.loads((folder / "settings.json").read_text())["settings"]
     flow = Flow(settings["width"])
@@ -151,7 +152,7 @@ def calibrate(detector, val_set):
 def detector_for(train, val, seed=0, score_kind="one-sided", settings=PATCH_MODEL, model="patch", cache=CACHE_DIR):
     """The detector for a training split (its real images), calibrated on a validation split. The fit (the same
     for both scores) is kept on its first use and read back later; its facts hold the fit's seconds (the own flow's
-    training not included: owngen.py's settings.json has it)."""
+    training not included: own_generators.py's settings.json has it)."""
     if model not in MODELS:
         raise ProjectError(f"unknown zero-shot model '{model}' (choose from {', '.join(MODELS)})")
     reals = train.images[train.labels == REAL]

@@ -11,7 +11,8 @@ The AGIRI detector is validated in this order, so that nothing is chosen on the 
    PNG files would otherwise let the file format speak); the temperature and threshold come from the same
    out-of-fold scores;
 4. the final model is trained on the whole rest; then the held-out fold is scored once, rules.FULL_SIZE_SHIPPING_RULE
-   (fixed in code before any fold was scored) gives the verdict, the transfer sets are scored, and the model is saved with it all.
+   (fixed in code before any fold was scored) gives the verdict, the transfer sets are scored, and the model is saved
+   with it all.
 Every training image is re-encoded as JPEG at a random quality in each of its AUGMENT_COPIES copies (the
 frozen-backbone form of "a new augmentation each epoch"), so the PNG/JPEG difference cannot be learnt.
 """
@@ -358,7 +359,8 @@ def load_held_out(sidecar, root):
 def cached_logits(model, data, device="cpu"):
     """A PretrainedDetector's logits on an ImageSet through the feature cache (the packaged backbone's frozen part,
     as transfer_figures reads it): what its forward pass gives, computed once per image and setting."""
-    features, index = Features(build_backbone(model.backbone.name), data, model.image_size, device), np.arange(len(data))
+    features = Features(build_backbone(model.backbone.name), data, model.image_size, device)
+    index = np.arange(len(data))
     if model.finetune:
         return logits_from(model, fronts=features.clean(index, model.finetune))
     return logits_from(model, pooled=features.clean(index))

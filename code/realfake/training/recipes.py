@@ -32,14 +32,16 @@ class Recipe:
     compile: bool = False           # torch.compile the training forward pass (needs a C++ compiler on CPU)
     test_flip: bool = False         # StrongCNN at test time: average the logits of each view and its mirror
     test_shift: int = 0             # StrongCNN at test time: ... and of the image moved k pixels 4 ways
-    input: str = "rgb"              # the network's input transform (generalise.INPUTS), kept in its checkpoint
-    colour_jitter: float = 0.0      # brightness, contrast, saturation jitter this strong (generalise.jitter_colour)
-    patch_shuffle: int = 0          # tiles of this size shuffled in half of the images (generalise.shuffle_patches)
-    train_fakes: tuple = ("cifake",)  # the FAKE class: cifake (SD 1.4), fake-makers (generalise.FAKE_MAKERS) run on the
-    #                                   REAL training images, generator:NAME (a fixed half of a development generator),
-    #                                   generator:NAME:all (all of it), own:NAME (owngen.py), folder:PATH (any images)
-    balance: str = "pooled"         # pooled: one pool of fakes, the smaller class oversampled; sources: each source of
-    #                                 train_fakes its share of every epoch's FAKE class (redrawn each epoch), fakes = reals
+    input: str = "rgb"              # the network's input transform (data/inputs.INPUTS), kept in its checkpoint
+    colour_jitter: float = 0.0      # brightness, contrast, saturation jitter this strong (perturb.jitter_colour)
+    patch_shuffle: int = 0          # tiles of this size shuffled in half of the images (perturb.shuffle_patches)
+    train_fakes: tuple = ("cifake",)  # the FAKE class: cifake (SD 1.4), fake-makers (fake_makers.FAKE_MAKERS) run
+    #                                   on the REAL training images, generator:NAME (a fixed half of a development
+    #                                   generator), generator:NAME:all (all of it), own:NAME (own_generators.py),
+    #                                   folder:PATH (any images)
+    balance: str = "pooled"         # pooled: one pool of fakes, the smaller class oversampled; sources: each source
+    #                                 of train_fakes its share of every epoch's FAKE class (redrawn each epoch),
+    #                                 fakes = reals
     fake_shares: tuple = ()         # balance "sources": each train_fakes source's weight, in order (empty: equal)
     seed: int = 0                   # weights, batch order, augmentation and the validation split
     val_fraction: float = VAL_FRACTION  # share of the training split held out (stratified by label and class)
