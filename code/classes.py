@@ -12,6 +12,7 @@ checkpoints live in the `realfake` package beside this file.
 """
 import pickle
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from realfake.data.datasets import (
     LoadReport,
     generator_fakes,
     generator_folders,
+    load_image_files,
     load_image_folders,
 )
 from realfake.data.imagefiles import (
@@ -71,6 +73,24 @@ def load_agiri(root=None, preprocess="resize", use_cache=True, verbose=True, nam
     return load_image_folders(root, split, name, f"{root.name}/{split + '/' if split else ''}{{fake,real}}/*",
                               preprocess=preprocess, max_pixels=AGIRI_MAX_PIXELS, use_cache=use_cache,
                               verbose=verbose)
+
+
+def load_real_photos(root=None, preprocess="full", verbose=True):
+    """Real photographs of any size, one source per sub-folder of `root` (config key reals_photos_dir: ImageNet
+    samples, BSDS500; a folder added there is one more source), decoded as the full-size model takes them. Returns
+    ({source: ImageSet of REAL images, `sources` relative to `root`}); every file found is loaded or listed in its
+    source's report with the reason."""
+    root = config_path("reals_photos_dir") if root is None else Path(root)
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    if not folders:
+        found = sorted(p.name for p in root.iterdir()) if root.is_dir() else "nothing (folder missing)"
+        raise ProjectError(f"real photographs not found: expected one folder per source in {shown(root)} "
+                           f"(reals-photos/<source>/*), found {found}; {DOWNLOAD_HINT}")
+    sets = {}
+    for folder in folders:
+        data = load_image_files(folder, folder.name, REAL, verbose=verbose, preprocess=preprocess, relative=True)
+        sets[folder.name] = replace(data, sources=[f"{folder.name}/{s}" for s in data.sources])
+    return sets
 
 
 def development_sets(cifake_root, ddpm32_root, generators_root, held_out=()):

@@ -50,7 +50,8 @@ SECTION_KEYS = {        # section: the results.json keys it writes (kept from th
     "audits": ("audit",), "cifake": ("cifake_test", "cifake_train"), "cifar100": ("cifar100",), "agiri": ("agiri",),
     "agiri_subset": ("agiri_subset",), "faces": ("faces",), "ddpm32": ("ddpm32",), "robustness": ("robustness",),
     "explanations": ("explanations",),
-    "generators": ("generators",), "benchmark": ("benchmark",), "fullsize": ("fullsize",), "matrix": ("matrix",)}
+    "generators": ("generators",), "benchmark": ("benchmark",), "fullsize": ("fullsize",), "photos": ("photos",),
+    "matrix": ("matrix",)}
 
 
 def previous_blocks(path):
@@ -149,6 +150,9 @@ def main(argv=None):
     full_size = model_file(sections.FULL_SIZE_MODEL, args.sample)
     section("fullsize", lambda: sections.fullsize(report, full_size, folder["agiri_subset_dir"], device, (
         lambda: train_sample_pretrained("agiri", full_size)) if args.sample else None))
+    photo_model = model_file(sections.PHOTO_MODEL, args.sample)
+    section("photos", lambda: sections.photos(report, photo_model, (
+        lambda: train_sample_pretrained("photos", photo_model)) if args.sample else None))
     section("matrix", lambda: sections.matrix(report, out / "matrix.json"))
     if "cifake_test" in report.results:
         sections.transfer_summary(report)

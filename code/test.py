@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd
 
 from classes import load_cifake
-from realfake import FAKE, cli
+from realfake import FAKE, REAL, cli
 from realfake.data.imagefiles import find_image_files
 from realfake.evaluation import audit
 from realfake.evaluation.robustness import by_short_side
@@ -41,7 +41,7 @@ from realfake.metrics import (
     shown_interval,
 )
 from realfake.models.checkpoints import load_model, read_sidecar
-from realfake.models.inference import score_dataset
+from realfake.models.inference import VERDICTS, predict_verdicts, score_dataset
 from realfake.project import (
     DOWNLOAD_HINT,
     ProjectError,
@@ -125,7 +125,7 @@ def test_fakes(args, model, path, threshold, device):
             raise ProjectError(f"no file found in {shown(folder)} (--{side}): give a folder of images")
     full_size = model.config["arch"] == "pretrained"          # scored as predict.py scores a user's images
     result, table, images = evaluate_fakes(model, files["fakes"], files["reals"], threshold, device, path.stem,
-                                           "full" if full_size else "resize")
+                                           model.config.get("decoding", "full") if full_size else "resize")
     labels = (table["true_label"] == "Real").to_numpy().astype(int)
     checks = audit.compare_sets(table["path"], labels, images)
     result = {"model": path.stem, "model_file": shown(path), "dataset": f"{shown(args.fakes)} vs {shown(reals)}",
@@ -167,6 +167,10 @@ def test_held_out(args, model, path, threshold, device):
               "threshold": threshold, "temperature": model.temperature,
               "all fakes": figures_with_intervals(labels, scores, threshold),
               "JPEG fakes": figures_with_intervals(labels[keep], scores[keep], threshold)}
+    if getattr(model, "ood_components", 0):                   # photo_model: its three verdicts too
+        _, verdict = predict_verdicts(model, held.images, device)
+        result["verdicts"] = {side: {v: float((verdict[labels == label] == v).mean()) for v in VERDICTS}
+                              for side, label in (("reals", REAL), ("fakes", FAKE))}
     fake = labels == FAKE
     print(f"\nmodel {path.stem} on {held.name}: {len(labels)} images ({int(fake.sum())} fake, "
           f"{int((keep & fake).sum())} of them JPEG), threshold {threshold:.3f}")
@@ -176,6 +180,8 @@ def test_held_out(args, model, path, threshold, device):
                                                                                      r[f"{key}, 95% high"]))
         print(f"{fakes:10s}: AUROC {r['auroc']:.4f} {band('auroc')}   AP {r['ap']:.4f} {band('ap')}   accuracy "
               f"{r['accuracy']:.4f} {band('accuracy')} (95% bootstrap intervals)")
+    for side, shares in result.get("verdicts", {}).items():
+        print(f"{side}: " + ", ".join(f"{share:.1%} {v}" for v, share in shares.items()))
     if args.sizes:
         result["by short side"] = by_short_side(model, held, labels, keep, threshold, args.sizes, device)
         print("\nas if the images had been smaller (shrunk, then decoded back to the model's size as predict.py does):")

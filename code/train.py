@@ -9,6 +9,7 @@
     python code/train.py --recipe fast --fakes my_gan/ -mf my_detector  # teach it your own generator too
     torchrun --standalone --nproc_per_node=2 code/train.py --recipe fast -mf fast_model  # 2 processes (DDP)
     python code/train.py --arch pretrained --dataset agiri -mf agiri_model   # full-size detector (pretrained.py)
+    python code/train.py --arch pretrained --dataset photos -mf photo_model  # one that keeps photographs real
     python code/train.py --arch pretrained -mf pretrained_model      # CIFAKE on the backbone (pretrained.py)
 
 A recipe (recipes.RECIPES) sets every hyper-parameter; the flags below override single values. A stratified,
@@ -50,8 +51,9 @@ def cli_parser():
     parser.add_argument("--recipe", choices=RECIPES, default="original", help="hyper-parameter set (default original)")
     parser.add_argument("--arch", choices=ARCHITECTURES, default="cnn",
                         help="cnn (the study's), strong, patch, or pretrained (the frozen ImageNet backbone)")
-    parser.add_argument("--dataset", choices=["cifake", "agiri"], default="cifake",
-                        help="--arch pretrained: CIFAKE's training split, or the AGIRI train subset (config.json)")
+    parser.add_argument("--dataset", choices=["cifake", "agiri", "photos"], default="cifake",
+                        help="--arch pretrained: CIFAKE's training split, the AGIRI train subset, or it and the real "
+                             "photographs (photo_model; config.json names the folders)")
     parser.add_argument("--backbone", choices=BACKBONES, default="efficientnet-lite0", help="--arch pretrained")
     parser.add_argument("--image-size", type=cli.positive_int,
                         help="--arch pretrained: the backbone's input size in pixels (default: 224 on AGIRI, chosen "
@@ -117,7 +119,7 @@ def train(args, world, device):
         return train_pretrained(args.dataset, path, args.data, args.sample, args.backbone, args.image_size,
                                 args.finetune, args.seed or 0, device)
     if args.dataset != "cifake":
-        raise ProjectError("--dataset agiri trains the full-size detector: give --arch pretrained too")
+        raise ProjectError(f"--dataset {args.dataset} trains a full-size detector: give --arch pretrained too")
     overrides = {k: v for k, v in vars(args).items() if k in RECIPES["original"].__dataclass_fields__ and v is not None}
     if args.augment is not None:
         overrides["augment"] = tuple(a for a in args.augment.split(",") if a)

@@ -21,7 +21,9 @@ CHECKS = {  # notebook -> (extra parameters, a final cell printing what the test
     "transfer_mixed": ("", "print(json.dumps({'accounting': accounting.to_dict(orient='index'), 'rows': len(table),"
                            "'jpeg_rows': len(jpeg_table), 'ddpm_fakes': int((ddpm_labels == 0).sum()),"
                            "'audited': audited['files'], 'cv': len(cv), 'beside': list(beside.columns),"
-                           "'verdict': full['ships'], 'held_jpeg_auroc': held['JPEG fakes']['auroc'], 'matrix': list(rows), 'cifake_test': list(cifake_test.index)}))"),
+                           "'verdict': full['ships'], 'held_jpeg_auroc': held['JPEG fakes']['auroc'], 'matrix': list(rows), 'cifake_test': list(cifake_test.index),"
+                           "'photo_rows': list(photo_table(photo_results).index), 'photo_options': len(options),"
+                           "'photo_verdict': photo['decision']['gives verdicts']}))"),
     "transfer_generators": ("", "print(json.dumps({'rows': list(table.index), 'shares': list(shares.columns),"
                                 "'audited': list(audit.index), 'changes': list(change.index),"
                                 "'benchmark': list(bench_table.index), 'own': sorted(made)}))"),
@@ -79,6 +81,10 @@ def test_transfer_mixed_notebook(sample_root):
                                 "DDPM-32 AUROC"]
     assert result["matrix"] == [f"{b}, trained on {t}" for b in matrix.BACKBONES for t in matrix.TRAINING_SETS]
     assert result["cifake_test"] == ["strong_model", "pretrained_model"]
+    from realfake.training.photos import options
+    assert result["photo_options"] == len(options()) and isinstance(result["photo_verdict"], bool)
+    assert result["photo_rows"] == ["AGIRI reals", "AGIRI reals, held-out fold", "camera", "scans",
+                                    "faces: CelebA-HQ reals", "AGIRI fakes, held-out fold (share caught = fake)"]
 
 
 def test_transfer_generators_notebook(sample_results):

@@ -45,3 +45,23 @@ def test_no_outside_generator_ships_the_rows_that_beat_the_floor():
                                                                                     "mean AUROC": 0.58}}
     assert rules.no_outside_decision(rows)["ships"] == ["own: gan"]
     assert rules.no_outside_decision({})["ships"] == []
+
+
+def test_a_full_size_model_gives_verdicts_only_when_every_check_of_the_photo_rule_holds():
+    figures = {"AGIRI held-out AUROC, JPEG fakes": 0.96, "left-out sources called fake": {"a": 0.04, "b": 0.03},
+               "faces reals called fake": 0.02, "called real": {"a": 0.85, "b": 0.9, "faces (CelebA-HQ)": 0.81}}
+    decision = rules.photo_decision(figures)
+    assert decision["gives verdicts"] and decision["goal met"]
+    assert rules.photo_decision({**figures, "called real": {"a": 0.5}}) == {**decision, "goal met": False}
+    failing = {"AGIRI held-out AUROC, JPEG fakes": ("(a) AUROC", 0.89),
+               "left-out sources called fake": ("(b) left-out sources", {"a": 0.04, "b": 0.16}),
+               "faces reals called fake": ("(c) faces reals", 0.151)}
+    for key, (check, value) in failing.items():
+        decision = rules.photo_decision({**figures, key: value})
+        assert not decision["gives verdicts"] and not decision["goal met"]
+        assert [name for name, ok in decision["checks"].items() if not ok] == [check]
+    unmeasured = rules.photo_decision({**figures, "faces reals called fake": None})
+    assert not unmeasured["gives verdicts"] and not unmeasured["checks"]["(c) faces reals"]
+    at_the_edge = {**figures, "left-out sources called fake": {"a": rules.PHOTO_CALLED_FAKE_AT_MOST},
+                   "faces reals called fake": rules.PHOTO_CALLED_FAKE_AT_MOST}
+    assert rules.photo_decision(at_the_edge)["gives verdicts"]

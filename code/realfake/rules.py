@@ -5,6 +5,7 @@
     DEFAULT_MODEL_RULE         which shipped model predict.py uses (`default_model`)
     CIFAKE_SHIPPING_RULE       whether pretrained_model (CIFAKE on the backbone) ships
     FULL_SIZE_SHIPPING_RULE    whether agiri_model (the full-size detector) ships
+    PHOTO_RULE                 whether a full-size model gives verdicts on a user's photographs (`photo_decision`)
     VARIANT_SHIPPING_RULE      whether a transfer variant replaces strong_model (`variant_shipping_decision`)
     GENERAL_RULE               whether a benchmark recipe counts as generalising (`general_decision`)
     NO_OUTSIDE_RULE            whether training without outside fakes helps (`no_outside_decision`)
@@ -50,6 +51,37 @@ FULL_SIZE_SHIPPING_RULE = (f"agiri_model ships (predict.py scores images over {F
                            f"held-out AUROC on the JPEG fakes alone against the reals is at least "
                            f"{FULL_SIZE_SHIP_AT_LEAST}; the goal is {FULL_SIZE_GOAL}. Written before the held-out fold "
                            f"was scored.")
+
+# A false accusation costs more than a miss: photo_model's operating point calls at most PHOTO_VALIDATION_CALLED_FAKE
+# of the validation reals fake (each source weighted equally), and calls an image real only where at most
+# PHOTO_FAKES_CALLED_REAL of the validation fakes score as high; between the two it is uncertain.
+PHOTO_VALIDATION_CALLED_FAKE, PHOTO_FAKES_CALLED_REAL = 0.05, 0.10
+PHOTO_AUROC_AT_LEAST, PHOTO_CALLED_FAKE_AT_MOST = 0.90, 0.15
+PHOTO_GOAL = {"called fake at most": 0.05, "called real at least": 0.80, "AUROC at least": 0.95}
+PHOTO_RULE = (f"A full-size model gives verdicts (predict.py calls a full-size image fake or real with it) only if "
+              f"(a) its AUROC on AGIRI's held-out fold, JPEG fakes against reals, is at least {PHOTO_AUROC_AT_LEAST}; "
+              f"(b) every real source left out of its training has at most {PHOTO_CALLED_FAKE_AT_MOST:.0%} called "
+              f"fake; (c) at most {PHOTO_CALLED_FAKE_AT_MOST:.0%} of the faces set's CelebA-HQ reals (never trained "
+              f"on) are called fake. Goal: at most {PHOTO_GOAL['called fake at most']:.0%} called fake on every "
+              f"source, at least {PHOTO_GOAL['called real at least']:.0%} called real, AUROC at least "
+              f"{PHOTO_GOAL['AUROC at least']}. Otherwise predict.py gives P(real) with the verdict uncertain. Written "
+              f"before any held-out score of photo_model; agiri_model is judged by it on the same folds.")
+
+
+def photo_decision(figures):
+    """PHOTO_RULE on a model's figures: {"AGIRI held-out AUROC, JPEG fakes", "left-out sources called fake":
+    {source: share}, "faces reals called fake" (None: not measured, which fails (c)), "called real": {source: share}}.
+    Returns {"gives verdicts", each check, "goal met"}."""
+    auroc, left_out, faces = (figures["AGIRI held-out AUROC, JPEG fakes"], figures["left-out sources called fake"],
+                              figures["faces reals called fake"])
+    checks = {"(a) AUROC": auroc >= PHOTO_AUROC_AT_LEAST,
+              "(b) left-out sources": bool(left_out) and max(left_out.values()) <= PHOTO_CALLED_FAKE_AT_MOST,
+              "(c) faces reals": faces is not None and faces <= PHOTO_CALLED_FAKE_AT_MOST}
+    called_fake = [*left_out.values(), *([faces] if faces is not None else [])]
+    goal = (auroc >= PHOTO_GOAL["AUROC at least"] and max(called_fake) <= PHOTO_GOAL["called fake at most"]
+            and min(figures["called real"].values()) >= PHOTO_GOAL["called real at least"])
+    return {"gives verdicts": all(checks.values()), "checks": checks, "goal met": bool(goal)}
+
 
 # The rule for shipping a general model, set before the study: the CIFAKE-only variant with the best mean AUROC over
 # the development generators, among those that beat strong_model's mean by LEAST_GAIN and keep CIFAKE test AUROC.

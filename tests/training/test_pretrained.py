@@ -183,11 +183,6 @@ def test_predict_routes_images_by_size(tmp_path):
     routed = predict.route(files, "strong_model", "agiri_model")
     assert routed == {"strong_model": [small, tmp_path / "broken.jpg"], "agiri_model": [large]}
     assert predict.route(files, "strong_model", None) == {"strong_model": files}
-    card = tmp_path / "card.json"
-    card.write_text(json.dumps({"full_size_model": {"model": "agiri_model", "ships": False}}))
-    assert predict.full_size_model_name(card) is None
-    card.write_text(json.dumps({"full_size_model": {"model": "agiri_model", "ships": True}}))
-    assert predict.full_size_model_name(card) == "agiri_model"
 
 
 def test_train_agiri_on_the_sample_data_records_every_choice_and_the_held_out_fold(sample_agiri_model):

@@ -149,15 +149,17 @@ def generator_fakes(folder, name, part=None, verbose=False):
     return fakes if part is None else fakes.subset(fixed_half(len(fakes), part))
 
 
-def load_image_files(folder, name, label=FAKE, verbose=True):
+def load_image_files(folder, name, label=FAKE, verbose=True, preprocess="resize", relative=False):
     """Every file below `folder` (any format, size and depth: a user's generator output) as images of one class,
-    resized to 32 x 32. Unreadable files are listed in the report with their reason; the digests identify the
-    files."""
+    resized to 32 x 32 (or decoded as `preprocess` says). Unreadable files are listed in the report with their reason;
+    `sources` are the files' paths (`relative`: below `folder`), the digests identify the files."""
+    folder = Path(folder)
     files = find_image_files([folder])
-    images, ok, failed, digests, _ = decode_files(files, "resize", AGIRI_MAX_PIXELS, desc=name)
-    report = LoadReport(found=len(files), loaded=len(ok), skipped=[(str(files[i]), r) for i, r in failed])
-    result = ImageSet(name, images, torch.full((len(ok),), label, dtype=torch.int64), [str(files[i]) for i in ok],
+    images, ok, failed, digests, _ = decode_files(files, preprocess, AGIRI_MAX_PIXELS, desc=name)
+    below = lambda i: files[i].relative_to(folder).as_posix() if relative else str(files[i])
+    report = LoadReport(found=len(files), loaded=len(ok), skipped=[(below(i), r) for i, r in failed])
+    result = ImageSet(name, images, torch.full((len(ok),), label, dtype=torch.int64), [below(i) for i in ok],
                       report, digests=digests[ok])
     if verbose:
-        print(f"{name}: {report.summary()}")
+        print(f"{name} ({preprocess}): {report.summary()}")
     return result

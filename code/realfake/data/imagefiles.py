@@ -23,7 +23,8 @@ from realfake.project import ProjectError, atomic_write_bytes
 IMAGE_SIZE = 32
 PREPROCESSINGS = ("resize", "center_crop", "multi_crop")   # what the 32 x 32 models can be given
 FULL_SIZE = 224                         # "full": the pretrained backbone's input, short side scaled, centre crop
-DECODINGS = PREPROCESSINGS + ("full",)
+FULL_SIZE_DECODINGS = ("full", "native")  # "native": the centre 224 px crop at the file's own resolution
+DECODINGS = PREPROCESSINGS + FULL_SIZE_DECODINGS
 MULTI_CROP_GRID = 3                     # multi_crop takes a 3 x 3 grid of native-resolution crops
 CACHE_FOLDER = ".cache"                 # the decode cache's folder in a dataset's root
 CACHE_VERSION = 1                       # bump when decoding changes, so old caches are rebuilt
@@ -78,18 +79,20 @@ def decode_image(data, preprocess="resize"):
         return np.asarray(img)[None]
     if preprocess in ("center_crop", "multi_crop"):
         return np.stack(_native_crops(to_rgb(img), 1 if preprocess == "center_crop" else MULTI_CROP_GRID))
-    if preprocess == "full":
-        return full_size(img)[None]
+    if preprocess in FULL_SIZE_DECODINGS:
+        return full_size(img, native=preprocess == "native")[None]
     raise ValueError(f"unknown preprocessing '{preprocess}' (choose from {', '.join(DECODINGS)})")
 
 
-def full_size(img, size=FULL_SIZE):
-    """A PIL image as uint8 size x size x 3: the short side scaled to `size` (antialiased), then the centre crop."""
-    if img.format == "JPEG" and min(img.size) > 2 * size:
+def full_size(img, size=FULL_SIZE, native=False):
+    """A PIL image as uint8 size x size x 3: the short side scaled to `size` (antialiased), then the centre crop;
+    `native`: the centre crop at the file's own resolution, scaled only when the short side is under `size` (resizing
+    a large photograph erases the pixel-level traces a generator leaves, CNNDetection's and NPR's reason to crop)."""
+    if img.format == "JPEG" and min(img.size) > 2 * size and not native:
         img.draft(img.mode, (size, size))            # decode big JPEGs at a reduced DCT scale: fast, and a low-pass
     img = to_rgb(img)
     scale = size / min(img.size)
-    if scale != 1:
+    if scale != 1 and not (native and scale < 1):
         img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))),
                          Image.Resampling.BILINEAR)
     left, top = (img.width - size) // 2, (img.height - size) // 2
@@ -101,7 +104,7 @@ def crops_per_image(preprocess):
 
 
 def decoded_side(preprocess):
-    return FULL_SIZE if preprocess == "full" else IMAGE_SIZE
+    return FULL_SIZE if preprocess in FULL_SIZE_DECODINGS else IMAGE_SIZE
 
 
 def skip_reason(error):

@@ -226,12 +226,29 @@ def make_generators32(root, rng, photos, sizes=(("ddpm-retrained", 40), ("gan-sm
             (out / f"{i:05d}.jpg").write_bytes(jpeg_bytes(image, 75))
 
 
+def make_reals_photos(root, rng, photos, sources=(("camera", 16), ("scans", 14))):
+    """The real photographs' format, <source>/*: real images of many sizes (48-160 px a side, not square), JPEG at
+    several qualities and PNG, one folder per source."""
+    for k, (name, n) in enumerate(sources):
+        out = Path(root) / name
+        out.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            width, height = (int(v) for v in rng.integers(48, 161, size=2))
+            rgb = np.asarray(Image.fromarray(real_crop(rng, photos, size=max(width, height), max_region=400))
+                             .resize((width, height), Image.Resampling.BILINEAR))
+            if k and i % 2:
+                Image.fromarray(rgb).save(out / f"{name}_{i}.png")
+            else:
+                (out / f"{name}_{i}.jpg").write_bytes(jpeg_bytes(rgb, int(rng.integers(70, 96))))
+
+
 def make_sample_data(root=None, seed=0, n_train=1000, n_test=200, cifar100_per_class=(5, 3), agiri_per_class=24):
     """Write the sample datasets under `root` (default: config.json's sample_dir), each in the format of its
     real counterpart's folder; returns root."""
     root = Path(root) if root is not None else config_path("sample_dir")
     folders = {key: config_path(key).name for key in ("CIFAKE_dir", "CIFAR100_dir", "AGIRI_dir", "agiri_subset_dir",
-                                                        "faces_dir", "ddpm32_dir", "generators32_dir")}
+                                                        "faces_dir", "ddpm32_dir", "generators32_dir",
+                                                        "reals_photos_dir")}
     for name in folders.values():
         shutil.rmtree(root / name, ignore_errors=True)          # regenerate from scratch, no stale files
     rng = np.random.default_rng(seed)
@@ -243,6 +260,7 @@ def make_sample_data(root=None, seed=0, n_train=1000, n_test=200, cifar100_per_c
     make_agiri_subset(root / folders["agiri_subset_dir"], rng, photos)
     make_fakes_only(root / folders["ddpm32_dir"], rng, photos)
     make_generators32(root / folders["generators32_dir"], rng, photos)
+    make_reals_photos(root / folders["reals_photos_dir"], rng, photos)
     (root / "README.md").write_text(f"# Generated sample data\n\n{STAND_IN_NOTE}.\n"
                                     f"Made by `python code/make_sample_data.py --seed {seed}`.\n")
     return root

@@ -8,24 +8,32 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from realfake import FAKE, LABEL_NAMES, REAL
 from realfake.data.datasets import AGIRI_MAX_PIXELS
-from realfake.data.imagefiles import FULL_SIZE, IMAGE_SIZE, crops_per_image, decode_files
+from realfake.data.imagefiles import FULL_SIZE, FULL_SIZE_DECODINGS, IMAGE_SIZE, crops_per_image, decode_files
 from realfake.metrics import bootstrap_intervals, evaluate_scores, score_at_threshold, share_called_real
-from realfake.models.inference import predict_scores, score_dataset
+from realfake.models.inference import predict_scores, predict_verdicts, score_dataset
 from realfake.project import ProjectError
 
 
-def score_files(model, files, threshold, preprocess="resize", device="cpu", model_name="model"):
-    """P(real) and the label at `threshold` for image files of any size and format: (table with one row per
-    readable file, `in_domain` when it is stored at 32 x 32 as the models' training images were, or for the
-    full-size model (preprocess "full") when its short side is FULL_SIZE (224 px) or more; [(file, reason)] for the
-    others; the decoded uint8 images)."""
+def score_files(model, files, threshold, preprocess="resize", device="cpu", model_name="model", gives_verdicts=True):
+    """P(real), the label at `threshold` and the verdict for image files of any size and format: (table with one row
+    per readable file, `in_domain` when it is stored at 32 x 32 as the models' training images were, or for a
+    full-size model (preprocess "full" or "native") when its short side is FULL_SIZE (224 px) or more; [(file, reason)]
+    for the others; the decoded uint8 images). The verdict is a model's own where it has a band (photo_model: fake,
+    real or uncertain, inference.predict_verdicts); else the label where the image is in the model's domain and
+    'uncertain' where it is not; 'uncertain' throughout when the model does not give verdicts (`gives_verdicts`
+    False: rules.PHOTO_RULE)."""
     images, ok, failed, _, sizes = decode_files(files, preprocess, AGIRI_MAX_PIXELS, desc="reading images")
-    scores = predict_scores(model, images, device, crops_per_image=crops_per_image(preprocess))
+    in_domain = (((sizes[ok].min(1) >= FULL_SIZE) if preprocess in FULL_SIZE_DECODINGS else
+                  (sizes[ok] == IMAGE_SIZE).all(1)) if ok else np.zeros(0, bool))
+    if getattr(model, "ood_components", 0):
+        scores, verdict = predict_verdicts(model, images, device)
+    else:
+        scores = predict_scores(model, images, device, crops_per_image=crops_per_image(preprocess))
+        verdict = np.where(in_domain, np.where(scores >= threshold, "real", "fake"), "uncertain")
     table = pd.DataFrame({"path": [str(files[i]) for i in ok], "p_real": scores,
-                          "label": [LABEL_NAMES[int(s >= threshold)] for s in scores], "model": model_name,
-                          "threshold": threshold, "preprocess": preprocess,
-                          "in_domain": ((sizes[ok].min(1) >= FULL_SIZE) if preprocess == "full" else
-                                        (sizes[ok] == IMAGE_SIZE).all(1)) if ok else np.zeros(0, bool)})
+                          "label": [LABEL_NAMES[int(s >= threshold)] for s in scores],
+                          "verdict": verdict if gives_verdicts else "uncertain", "model": model_name,
+                          "threshold": threshold, "preprocess": preprocess, "in_domain": in_domain})
     return table, [(str(files[i]), reason) for i, reason in failed], images
 
 

@@ -222,11 +222,18 @@ class PretrainedDetector(nn.Module):
     (from the taps named), standardised with the training features' mean and spread. With finetune = N the last N
     blocks and the head conv are trained too, and the logit reads the head's pooled feature. Takes images in [-1, 1]
     of any size (resized to image_size). Its state dict holds only what training changed: the backbone comes from
-    its package, checked against `weights_sha256` when the model is built."""
+    its package, checked against `weights_sha256` when the model is built.
+
+    With ood_components = K > 0 (photo_model) it also carries what its three verdicts need: `band`, the P(real) below
+    which it calls an image fake and from which it calls it real (uncertain between), and a distance of an image's
+    standardised features to the training images' (`distance`: squared Mahalanobis over the top K principal components
+    plus the residual, each divided by its mean on the training images), beyond `ood_limit` of which it is uncertain;
+    `decoding` is how its images are decoded ("full" or "native", imagefiles.full_size)."""
 
     max_batch = 64                              # predict_logits' batch: a 224 px batch of 4096 would need 2.4 GB
 
-    def __init__(self, backbone="efficientnet-lite0", image_size=224, taps=("head",), finetune=0, weights_sha256=None):
+    def __init__(self, backbone="efficientnet-lite0", image_size=224, taps=("head",), finetune=0, weights_sha256=None,
+                 ood_components=0, decoding="full"):
         super().__init__()
         if not 0 <= finetune <= TUNABLE_BLOCKS or (finetune and tuple(taps) != ("head",)):
             raise ProjectError(f"finetune takes 0 to {TUNABLE_BLOCKS} blocks, and reads the head feature alone")
@@ -236,28 +243,48 @@ class PretrainedDetector(nn.Module):
                                f"the installed package has {self.backbone.digest[:12]}...: reinstall the requirements")
         self.config = {"arch": "pretrained", "backbone": backbone, "image_size": int(image_size), "taps": list(taps),
                        "finetune": int(finetune), "weights_sha256": self.backbone.digest}
+        if ood_components:                      # only photo_model's checkpoints carry them: older ones load as before
+            self.config.update(ood_components=int(ood_components), decoding=decoding)
         self.image_size, self.taps, self.finetune = int(image_size), tuple(taps), int(finetune)
         width = sum(TAP_WIDTHS[t] for t in taps)
         self.register_buffer("feature_mean", torch.zeros(width))
         self.register_buffer("feature_std", torch.ones(width))
         self.head = nn.Linear(width, 1)
+        self.ood_components, self.decoding = int(ood_components), decoding
+        if ood_components:
+            self.register_buffer("band", torch.tensor([0.5, 0.5]))
+            self.register_buffer("ood_mean", torch.zeros(width))
+            self.register_buffer("ood_basis", torch.zeros(width, ood_components))
+            self.register_buffer("ood_scale", torch.ones(ood_components))
+            self.register_buffer("ood_residual", torch.ones(()))
+            self.register_buffer("ood_limit", torch.full((), float("inf")))
         self.backbone.requires_grad_(False)
         if finetune:
             for p in self.backbone.tail_parameters(finetune):
                 p.requires_grad_(True)
 
     def forward(self, x):
-        """Computed as training saw it: the frozen part as backbone.run_backbone caches it (bfloat16 where that is
-        fast; fronts stored in float16), the trained tail and the logit in float32."""
+        return self.head_logit(self.pooled(x))
+
+    def pooled(self, x):
+        """The features the logit reads, computed as training saw them: the frozen part as backbone.run_backbone
+        caches it (bfloat16 where that is fast; fronts stored in float16), the trained tail in float32."""
         k = self.finetune
         with torch.autocast(x.device.type, torch.bfloat16, enabled=fast_bfloat16(x.device)):
             x = self.backbone.prepare(((x + 1) * 127.5).round(), self.image_size)   # the uint8 pixels again
             frozen = self.backbone.front(x, k).half() if k else self.backbone.features(x, self.taps)
-        return self.head_logit(self.backbone.tail(frozen.float(), k) if k else frozen.float())
+        return self.backbone.tail(frozen.float(), k) if k else frozen.float()
 
     def head_logit(self, features):
         """The logit from pooled features (as backbone.run_backbone returns them)."""
         return self.head((features - self.feature_mean) / self.feature_std).squeeze(1)
+
+    def distance(self, features):
+        """How unlike the training images pooled features are (1 is typical of them; see the class docstring)."""
+        z = (features - self.feature_mean) / self.feature_std - self.ood_mean
+        along = z @ self.ood_basis
+        residual = (z - along @ self.ood_basis.T).pow(2).sum(1)
+        return (along / self.ood_scale).pow(2).mean(1) / 2 + residual / self.ood_residual / 2
 
     def trained_keys(self, key):
         return not key.startswith("backbone.") or (self.finetune and key.startswith(

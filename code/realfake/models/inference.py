@@ -36,6 +36,32 @@ def predict_scores(model, images, device="cpu", batch_size=4096, crops_per_image
     return probability(predict_logits(model, images, device, batch_size, crops_per_image), temperature_of(model))
 
 
+VERDICTS = ("fake", "uncertain", "real")
+
+
+def band_verdicts(p_real, distances, band, limit):
+    """'fake' below band[0], 'real' from band[1], 'uncertain' between them or where the distance to the training
+    images is over `limit` (a photo_model's band and ood_limit)."""
+    verdict = np.where(p_real < band[0], "fake", np.where(p_real >= band[1], "real", "uncertain"))
+    return np.where(distances > limit, "uncertain", verdict)
+
+
+@torch.inference_mode()
+def predict_verdicts(model, images, device="cpu"):
+    """(P(real), verdicts) of a model with a band (PretrainedDetector with ood_components): one backbone pass per
+    image gives both the logit and the distance."""
+    model = model.to(device).eval()
+    logits, distances = [], []
+    for start in range(0, len(images), model.max_batch):
+        pooled = model.pooled(normalise(images[start:start + model.max_batch].to(device)))
+        logits.append(model.head_logit(pooled).float().cpu())
+        distances.append(model.distance(pooled).float().cpu())
+    if not logits:
+        return np.zeros(0), np.zeros(0, dtype="<U9")
+    p_real = probability(torch.cat(logits).numpy(), temperature_of(model))
+    return p_real, band_verdicts(p_real, torch.cat(distances).numpy(), model.band.tolist(), float(model.ood_limit))
+
+
 def temperature_of(model):
     return getattr(model, "temperature", 1.0)
 

@@ -9,8 +9,16 @@ import pandas as pd
 
 from realfake.data.imagefiles import FULL_SIZE, IMAGE_SIZE
 from realfake.project import REPO_ROOT, ProjectError
-from realfake.rules import DEFAULT_MODEL_RULE, FULL_SIZE_ABOVE, default_model
+from realfake.publishing.reporting import markdown
+from realfake.rules import (
+    DEFAULT_MODEL_RULE,
+    FULL_SIZE_ABOVE,
+    PHOTO_FAKES_CALLED_REAL,
+    PHOTO_VALIDATION_CALLED_FAKE,
+    default_model,
+)
 from realfake.studies import matrix
+from realfake.training.photos import OOD_QUANTILE
 
 # The original study's figures and the published anchors (../shared/reference.md), at threshold 0.5.
 ORIGINAL_STUDY = pd.DataFrame({
@@ -82,7 +90,7 @@ def model_card(results, sidecars):
         lines.append("")
     full_size = full_size_entry(results)
     if full_size:
-        lines += full_size_lines(full_size)
+        lines += photo_lines(full_size, results["photos"]) if "photos" in results else full_size_lines(full_size)
     default = default_model(results)
     if default:
         lines += ["## Which model predict.py uses", "",
@@ -107,8 +115,12 @@ FULL_SIZE_LIMITS = ("Trained on {n_train:,} images of the AGIRI train subset, 22
 
 
 def full_size_entry(results):
-    """The model card's entry for the full-size detector, from results.json "fullsize" (None without it)."""
-    fullsize = results.get("fullsize")
+    """The model card's entry for the full-size model predict.py routes large images to, from results.json:
+    photo_model when its section ("photos") is there (with whether rules.PHOTO_RULE lets it give verdicts, and
+    agiri_model's place by the same rule), else agiri_model ("fullsize"). None without either."""
+    fullsize, photos = results.get("fullsize"), results.get("photos")
+    if photos:
+        return photo_entry(photos)
     if not fullsize:
         return None
     held = fullsize["held-out"]
@@ -124,6 +136,58 @@ def full_size_entry(results):
             "held-out AUROC, JPEG fakes, by short side": {side: row["AUROC, JPEG fakes"] for side, row in
                                                           fullsize.get("held-out by short side", {}).items()},
             "commit": fullsize["git_commit"], "device": fullsize["device"]}
+
+
+PHOTO_USE = ("Research, and a cautious second opinion on a photograph: it scores every image over "
+             f"{FULL_SIZE_ABOVE} px with a verdict of real, fake or uncertain, and is built to rarely call a real "
+             "photograph fake, because a false accusation costs more than a miss.")
+PHOTO_LIMITS = ("Its fakes are AGIRI's generators only (a third party's 224 px re-saved sample); its reals are "
+                "AGIRI's, ImageNet samples and BSDS500. A real source it never saw may still be called fake more often "
+                "than its validation said: the per-source figures below are the measure.")
+
+
+def photo_entry(photos):
+    """The card's entry for photo_model (results.json "photos")."""
+    decision = photos["decision"]
+    return {"model": photos["model"], "ships": True, "gives verdicts": decision["gives verdicts"],
+            "rule": photos["rule"], "decision": decision, "intended_use": PHOTO_USE, "limitations": PHOTO_LIMITS,
+            "choice": photos["choice"], "band (P(real))": photos["band"], "temperature": photos["temperature"],
+            "held-out AUROC, JPEG fakes": photos["held-out"]["AUROC, JPEG fakes"],
+            "held-out AUROC, all fakes": photos["held-out"]["AUROC, all fakes"],
+            "unseen real sources called fake": {**photos["left-out sources called fake"],
+                                                "faces (CelebA-HQ)": photos["faces"].get("reals", {}).get("fake")},
+            "transfer AUROC": {"faces": photos["faces"].get("AUROC"),
+                               **{name: row["auroc"] for name, row in photos["transfer"].items()}},
+            "replaces": photos.get("old model", {}).get("model"),
+            "old model decision": photos.get("old model", {}).get("decision"),
+            "commit": photos["git_commit"], "device": photos["device"]}
+
+
+def photo_table(photos):
+    """Per real source, the shares photo_model calls fake, uncertain and real, beside agiri_model's (which has no
+    uncertain verdict), and the AGIRI held-out fakes each catches: the measured reason for the change."""
+    left_out, old = photos["left-out sources"], photos.get("old model", {})
+    old_fake = old.get("left-out sources called fake", {})
+    row = lambda new, how, old_share: {"how it was unseen by photo_model": how,
+                                       **{f"photo_model: {v}": f"{new[v]:.1%}" for v in ("fake", "uncertain", "real")},
+                                       "agiri_model: fake": "" if old_share is None else f"{old_share:.1%}",
+                                       "agiri_model: real": "" if old_share is None else f"{1 - old_share:.1%}"}
+    rows = {"AGIRI reals": row(left_out["AGIRI reals"], "source left out (CV)", None),
+            "AGIRI reals, held-out fold": row(photos["held-out"]["reals"], "images held out",
+                                              old_fake.get("AGIRI reals (held-out fold)"))}
+    for source, shares in left_out.items():
+        if source != "AGIRI reals":
+            rows[source] = row(shares, "source left out (CV)", old_fake.get(source))
+    if photos["faces"]:
+        rows["faces: CelebA-HQ reals"] = row(photos["faces"]["reals"], "never trained on",
+                                             old.get("faces reals called fake"))
+    fakes = photos["held-out"]["fakes"]
+    rows["AGIRI fakes, held-out fold (share caught = fake)"] = {
+        "how it was unseen by photo_model": "images held out",
+        **{f"photo_model: {v}": f"{fakes[v]:.1%}" for v in ("fake", "uncertain", "real")},
+        "agiri_model: fake": f"{old['AGIRI held-out fakes called fake']:.1%}" if old else "",
+        "agiri_model: real": f"{1 - old['AGIRI held-out fakes called fake']:.1%}" if old else ""}
+    return pd.DataFrame(rows).T
 
 
 def full_size_lines(entry):
@@ -144,6 +208,33 @@ def full_size_lines(entry):
             f"- Rule: {entry['rule']} Verdict: **{'ships' if entry['ships'] else 'does not ship'}**.",
             f"- Reproduce: `python code/train.py --arch pretrained --dataset agiri -mf {entry['model']}`; "
             f"`python code/test.py -mf {entry['model']}` scores its held-out fold.", ""]
+
+
+def photo_lines(entry, photos):
+    """The model card's section on photo_model."""
+    decision, old = entry["decision"], entry.get("old model decision") or {}
+    verdict = "gives verdicts" if decision["gives verdicts"] else "gives no verdict (every full-size image: uncertain)"
+    return [f"## {entry['model']} (full size, pretrained backbone): the model for photographs", "",
+            f"- Intended use: {entry['intended_use']}", f"- Limits: {entry['limitations']}",
+            f"- Why an operating point that rarely accuses: a false accusation costs more than a miss. The threshold "
+            f"calls at most {PHOTO_VALIDATION_CALLED_FAKE:.0%} of the validation reals fake (each source weighted "
+            f"equally); an image is called real only where at most {PHOTO_FAKES_CALLED_REAL:.0%} of the validation "
+            f"fakes score as high; between the two, and for an image unlike the training images (a distance to "
+            f"their features beyond what {OOD_QUANTILE:.0%} of validation images reach), it is uncertain. Band of "
+            f"P(real): {entry['band (P(real))'][0]:.3f} to {entry['band (P(real))'][1]:.3f}.",
+            f"- Chosen by leaving each real source out in turn: {entry['choice']} ({photos['choice rule']}).",
+            "", markdown(photo_table(photos)), "",
+            f"- AGIRI held-out AUROC: {entry['held-out AUROC, JPEG fakes']:.4f} (JPEG fakes), "
+            f"{entry['held-out AUROC, all fakes']:.4f} (all fakes); transfer AUROC: "
+            + "; ".join(f"{k} {v:.4f}" for k, v in entry["transfer AUROC"].items() if v is not None) + ".",
+            f"- Rule: {entry['rule']} Checks: " + ", ".join(f"{k} {'met' if v else 'failed'}" for k, v in
+                                                          decision["checks"].items())
+            + f". Verdict: **{verdict}**; goal {'met' if decision['goal met'] else 'not met'}."
+            + (f" {entry['replaces']} by the same rule: **{'gives verdicts' if old['gives verdicts'] else 'fails'}**"
+               f" (" + ", ".join(f"{k} {'met' if v else 'failed'}" for k, v in old["checks"].items()) + ")."
+               if old else ""),
+            f"- Device {entry['device']}, commit {entry['commit']}. Reproduce: `python code/train.py --arch pretrained "
+            f"--dataset photos -mf {entry['model']}`.", ""]
 
 
 MODEL_CARD = REPO_ROOT / "models" / "card.json"      # written by reproduce.py with models/README.md
@@ -174,6 +265,8 @@ def full_size_notice(table, model_name, card=MODEL_CARD):
         return (f"note: {len(table)} images scored by {model_name}, which the model card does not describe: no "
                 f"measured figure backs these scores")
     small = int((~table["in_domain"]).sum())
+    if "gives verdicts" in entry:
+        return photo_notice(entry, len(table), small)
     transfer = ", ".join(f"{name} {auroc:.2f}" for name, auroc in entry["transfer AUROC"].items())
     smaller = entry.get("held-out AUROC, JPEG fakes, by short side", {})
     measured = f" (held-out AUROC at {', '.join(f'{side} px {auroc:.2f}' for side, auroc in smaller.items())})" \
@@ -183,6 +276,21 @@ def full_size_notice(table, model_name, card=MODEL_CARD):
             f"{transfer} (0.5 is chance; models/README.md): a score is evidence, not a verdict"
             + (f"; {small} of {len(table)} images are under {FULL_SIZE} px, smaller than it was made for{measured}"
                if small else ""))
+
+
+def photo_notice(entry, n, small):
+    """full_size_notice for photo_model: how often it called real photographs of unseen sources fake, and why a
+    verdict may be uncertain."""
+    unseen = {k: v for k, v in entry["unseen real sources called fake"].items() if v is not None}
+    measured = (f"on real photographs of {len(unseen)} sources it never trained on it called {min(unseen.values()):.0%}"
+                f" to {max(unseen.values()):.0%} fake (models/README.md)")
+    if not entry["gives verdicts"]:
+        failed = ", ".join(k for k, ok in entry["decision"]["checks"].items() if not ok)
+        return (f"note: {n} images scored by {entry['model']}, which fails rules.PHOTO_RULE ({failed}): every verdict "
+                f"is uncertain; P(real) is shown as evidence only: {measured}")
+    return (f"note: {n} images scored by {entry['model']}: {measured}; a verdict is uncertain where P(real) lies "
+            f"between {entry['band (P(real))'][0]:.2f} and {entry['band (P(real))'][1]:.2f} or the image is unlike "
+            f"its training images" + (f"; {small} of {n} images are under {FULL_SIZE} px" if small else ""))
 
 
 def readme_tables(results):
@@ -236,6 +344,8 @@ def readme_tables(results):
         tables["fullsize"] = text(fullsize_table(results))
     if "matrix" in results:
         tables["matrix"] = text(matrix.table(results["matrix"]["rows"]))
+    if "photos" in results:
+        tables["photos"] = text(photo_table(results["photos"]))
     return tables
 
 

@@ -48,7 +48,14 @@ from realfake.project import (
     ProjectError,
 )
 from realfake.publishing import figures
-from realfake.publishing.publish import ANCHORS, ORIGINAL_DETAILS, ORIGINAL_STUDY, PAPER_ACCURACY, PAPER_CNNS
+from realfake.publishing.publish import (
+    ANCHORS,
+    ORIGINAL_DETAILS,
+    ORIGINAL_STUDY,
+    PAPER_ACCURACY,
+    PAPER_CNNS,
+    photo_table,
+)
 from realfake.publishing.reporting import markdown
 from realfake.rules import (
     CIFAKE_GOAL,
@@ -372,6 +379,47 @@ def fullsize(report, path, root, device="cpu", train=None):
     report.text(f"Smaller images: the held-out fold shrunk to each short side, then decoded back to "
                 f"{sidecar['image_size']} px as predict.py decodes a small image (at the model's threshold):")
     report.table(pd.DataFrame(smaller).T.rename_axis("short side (px)"))
+
+
+PHOTO_MODEL = "photo_model"
+
+
+def photos(report, path, train=None):
+    """photo_model (photos.fit_photos, `python code/train.py --arch pretrained --dataset photos -mf photo_model`):
+    each option's left-out-source figures, the verdict shares per real source beside agiri_model's, the held-out and
+    transfer figures and rules.PHOTO_RULE's verdict on both, from its sidecar; `train()` makes the model first when
+    the file is missing (the sample data), else the section says how to train it. results.json "photos"."""
+    if not path.is_file():
+        if train is None:
+            raise ProjectError(f"{path.name} not found: train it with `python code/train.py --arch pretrained "
+                               f"--dataset photos -mf {PHOTO_MODEL}`")
+        train()
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    best = sidecar["options"][sidecar["choice"]]
+    report.results["photos"] = {
+        "model": PHOTO_MODEL, **{key: sidecar[key] for key in (
+            "choice", "choice rule", "sources", "n_train", "n_held_out", "band (P(real))", "temperature",
+            "validation verdicts", "held-out", "faces", "transfer", "decision", "rule", "git_commit", "device",
+            "wall_seconds")},
+        "band": sidecar["band (P(real))"], "left-out sources": best["left-out sources"],
+        "left-out sources called fake": {s: r["fake"] for s, r in best["left-out sources"].items()},
+        "options": {name: {"out-of-fold AUROC, AGIRI JPEG fakes": row["out-of-fold AUROC, AGIRI JPEG fakes"],
+                           **{f"{s}: called fake": r["fake"] for s, r in row["left-out sources"].items()}}
+                    for name, row in sidecar["options"].items()},
+        **({"old model": sidecar["old model"]} if "old model" in sidecar else {})}
+    result = report.results["photos"]
+    report.text(f"## Real photographs stay real: {PHOTO_MODEL}",
+                f"Sources: {', '.join(f'{s} {n}' for s, n in sidecar['sources'].items())}; {sidecar['n_held_out']} "
+                f"AGIRI images held out first (agiri_model's fold), {sidecar['n_train']} in the training pool. "
+                f"Choice: {sidecar['choice']} ({sidecar['choice rule']}).",
+                "Each option, with each real source left out of training in turn (threshold chosen on the others):")
+    report.table(pd.DataFrame(result["options"]).T)
+    report.text("Verdicts per real source (photo_model: the chosen option, its source left out or its images held "
+                "out; agiri_model at its own threshold):")
+    report.table(photo_table(result))
+    report.text(f"Rule: {sidecar['rule']}", f"photo_model: {sidecar['decision']}",
+                *([f"{sidecar['old model']['model']}: {sidecar['old model']['decision']}"] if "old model" in sidecar
+                  else []))
 
 
 def benchmark(report, variants_file):

@@ -39,7 +39,7 @@ from realfake.project import (
     seed_everything,
     shown,
 )
-from realfake.training import pretrained
+from realfake.training import photos, pretrained
 from realfake.training.distributed import SINGLE, wrap
 from realfake.training.pools import epoch_rows, training_pool
 from realfake.training.recipes import ONE_CYCLE, PRETRAINED_FIELDS, RECIPES, SAMPLE_EPOCHS, SHIPPED_MODELS
@@ -306,20 +306,29 @@ def calibrate_saved(path, sample=False, device="cpu"):
 def train_pretrained(dataset, path, data=None, sample=False, backbone="efficientnet-lite0", image_size=None,
                      finetune=None, seed=0, device="cpu"):
     """A detector on the pretrained backbone, saved to `path` (None: not saved): the full-size detector on the AGIRI
-    train subset (`dataset` "agiri": pretrained.fit_agiri) or CIFAKE's (pretrained.fit_cifake, through
+    train subset (`dataset` "agiri": pretrained.fit_agiri), on it and the real photographs ("photos":
+    photos.fit_photos, judged beside agiri_model) or CIFAKE's (pretrained.fit_cifake, through
     train_and_save), with strong_model's validation AUROC as the bar it must beat to ship."""
     if path is not None:
         check_writable(path)
+    def save(model, threshold, info):
+        if path is not None:
+            save_model(model, path, threshold, {**info, "sample_data": sample})
+            print(f"saved {shown(path)} and {path.with_suffix('.json').name}")
+
     if dataset == "agiri":
         root = absolute(data) if data else dataset_dir("agiri_subset_dir", sample)
-
-        def save(model, threshold, info):
-            if path is not None:
-                save_model(model, path, threshold, {**info, "sample_data": sample})
-                print(f"saved {shown(path)} and {path.with_suffix('.json').name}")
         pretrained.fit_agiri(root, dataset_dir("faces_dir", sample), cifake_root(None, sample),
                              dataset_dir("ddpm32_dir", sample), backbone, image_size or 224, finetune, seed, device,
                              save)
+        return
+    if dataset == "photos":
+        if finetune:
+            raise ProjectError("--dataset photos trains linear probes only (photos.py): drop --finetune")
+        root = absolute(data) if data else dataset_dir("agiri_subset_dir", sample)
+        photos.fit_photos(root, dataset_dir("reals_photos_dir", sample), dataset_dir("faces_dir", sample),
+                          cifake_root(None, sample), dataset_dir("ddpm32_dir", sample),
+                          model_file("agiri_model", sample), backbone, image_size or 224, seed, device, save)
         return
     strong = read_sidecar(model_file("strong_model", sample)).get("validation", {})
     baseline = {"model": "strong_model", "validation AUROC": strong["auroc"]} if "auroc" in strong else None

@@ -54,6 +54,7 @@ AUGMENT_COPIES = 3                  # augmented copies of each training image wh
 JPEG_QUALITY = (50, 100)            # every copy is re-encoded as JPEG at a quality drawn from this range
 BLUR_SIGMA, RESCALE = (0.1, 3.0), (0.5, 1.0)   # CNNDetection's blur (sigma, pixels) and a down-and-up resize
 AUGMENTS = ("jpeg", "cnndetection")  # jpeg alone; or with blur and resize, each with probability 0.5
+PHOTO_CHAIN = dict(blur_p=0.3, blur_sigma=(0.3, 1.2), downscale=(0.35, 1.0), jpeg_p=0.8)   # "photo" (photos.py)
 FEATURE_SETS = {"head": ("head",), "last two": ("stage7", "head"), "all depths": tuple(TAPS)}
 C_VALUES = (0.01, 0.1, 1.0)         # inverse L2 strength of the logistic regression on standardised features
 PROBE_C = 0.1                       # the CIFAKE probe's C (fit_cifake): tens of thousands of images need little else
@@ -67,9 +68,18 @@ FINETUNE = dict(blocks=1, epochs=6, batch_size=64, lr=3e-4, head_lr=3e-3, weight
 
 def augment_copy(image, digest, kind, copy, seed=0):
     """One augmented copy of a uint8 3 x H x W image, drawn from (seed, file digest, kind, copy): the same every
-    run. Always re-encoded as JPEG last; "cnndetection" first blurs and resizes down and up, each with p = 0.5."""
-    rng = np.random.default_rng([seed, int(digest), AUGMENTS.index(kind), copy])
+    run. Always re-encoded as JPEG last; "cnndetection" first blurs and resizes down and up, each with p = 0.5.
+    "photo" is what photographs meet on their way to a user (PHOTO_CHAIN): a mild blur sometimes, a downscale by a
+    random factor always, then JPEG at a random quality or (1 - jpeg_p) none."""
+    rng = np.random.default_rng([seed, int(digest), (*AUGMENTS, "photo").index(kind), copy])
     x = image[None]
+    if kind == "photo":
+        chain = PHOTO_CHAIN
+        if rng.random() < chain["blur_p"]:
+            x = perturb.blur(x, float(rng.uniform(*chain["blur_sigma"])))
+        x = perturb.rescale(x, max(8, round(x.shape[-1] * rng.uniform(*chain["downscale"]))))
+        return perturb.jpeg(x, int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))[0] \
+            if rng.random() < chain["jpeg_p"] else x[0]
     if kind == "cnndetection":
         if rng.random() < 0.5:
             x = perturb.blur(x, float(rng.uniform(*BLUR_SIGMA)))
@@ -131,18 +141,19 @@ def tap_columns(taps):
     return np.concatenate([np.arange(where[t], where[t] + TAP_WIDTHS[t]) for t in taps])
 
 
-def fit_probe(features, labels, taps, C, seed=0):
-    """A logistic regression on standardised features of `taps`: (weights, bias, mean, std) as tensors."""
+def fit_probe(features, labels, taps, C, seed=0, weights=None):
+    """A logistic regression on standardised features of `taps` (each row weighted by `weights`, if given):
+    (weights, bias, mean, std) as tensors."""
     x = features[:, tap_columns(taps)].double().numpy()
     mean, std = x.mean(0), x.std(0) + 1e-6
-    fit = LogisticRegression(C=C, max_iter=3000, random_state=seed).fit((x - mean) / std, labels)
+    fit = LogisticRegression(C=C, max_iter=3000, random_state=seed).fit((x - mean) / std, labels, sample_weight=weights)
     as_tensor = lambda a: torch.tensor(a, dtype=torch.float32)
     return as_tensor(fit.coef_[0]), as_tensor(fit.intercept_), as_tensor(mean), as_tensor(std)
 
 
-def probe_model(backbone_name, image_size, taps, probe):
-    """A PretrainedDetector whose head is a fitted probe."""
-    model = PretrainedDetector(backbone_name, image_size, taps)
+def probe_model(backbone_name, image_size, taps, probe, **kwargs):
+    """A PretrainedDetector (built with `kwargs`) whose head is a fitted probe."""
+    model = PretrainedDetector(backbone_name, image_size, taps, **kwargs)
     weights, bias, mean, std = probe
     with torch.no_grad():
         model.head.weight.copy_(weights[None])
@@ -341,7 +352,7 @@ def held_out_figures(model, features, held_out, formats, threshold):
 def load_held_out(sidecar, root):
     """The held-out fold a full-size model's sidecar names, decoded from `root`, and each file's format. Refuses in
     one line when a file is missing or the folder is not the one the model was trained on."""
-    data = load_agiri(root, preprocess="full", name=f"{sidecar['dataset']}, held-out fold")
+    data = load_agiri(root, preprocess=sidecar.get("decoding", "full"), name=f"{sidecar['dataset']}, held-out fold")
     where = {source: i for i, source in enumerate(data.sources)}
     missing = [f for f in sidecar["held_out"]["files"] if f not in where]
     if missing:
