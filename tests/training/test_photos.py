@@ -7,17 +7,20 @@ import sys
 
 import numpy as np
 import pandas as pd
+import predict
 import pytest
 import torch
+from classes import load_real_photos
 from conftest import REPO
 from PIL import Image, ImageDraw
-
-import predict
-from classes import load_real_photos
 from realfake import FAKE, REAL
 from realfake.models.checkpoints import load_model
 from realfake.project import ProjectError
-from realfake.rules import PHOTO_FAKES_CALLED_REAL, PHOTO_VALIDATION_CALLED_FAKE, photo_decision
+from realfake.rules import (
+    PHOTO_FAKES_CALLED_REAL,
+    PHOTO_VALIDATION_CALLED_FAKE,
+    photo_decision,
+)
 from realfake.training import photos
 
 

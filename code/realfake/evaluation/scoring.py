@@ -8,8 +8,19 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from realfake import FAKE, LABEL_NAMES, REAL
 from realfake.data.datasets import AGIRI_MAX_PIXELS
-from realfake.data.imagefiles import FULL_SIZE, FULL_SIZE_DECODINGS, IMAGE_SIZE, crops_per_image, decode_files
-from realfake.metrics import bootstrap_intervals, evaluate_scores, score_at_threshold, share_called_real
+from realfake.data.imagefiles import (
+    FULL_SIZE,
+    FULL_SIZE_DECODINGS,
+    IMAGE_SIZE,
+    crops_per_image,
+    decode_files,
+)
+from realfake.metrics import (
+    bootstrap_intervals,
+    evaluate_scores,
+    score_at_threshold,
+    share_called_real,
+)
 from realfake.models.inference import predict_scores, predict_verdicts, score_dataset
 from realfake.project import ProjectError
 

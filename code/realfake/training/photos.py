@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from classes import load_agiri, load_real_photos
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm.auto import tqdm
 
-from classes import load_agiri, load_real_photos
 from realfake import FAKE, REAL
 from realfake.data.duplicates import duplicate_groups
 from realfake.data.file_facts import facts_of
