@@ -47,7 +47,7 @@ from realfake.training.pools import benchmark_reals
 from realfake.training.recipes import SHIPPED_MODELS
 
 SECTION_KEYS = {        # section: the results.json keys it writes (kept from the last run when --only skips it)
-    "audits": ("audit",), "cifake": ("cifake_test", "cifake_train"), "cifar100": ("cifar100",), "agiri": ("agiri",),
+    "audits": ("audit",), "cifake": ("cifake_test", "cifake_train"), "validation": ("validation",), "cifar100": ("cifar100",), "agiri": ("agiri",),
     "agiri_subset": ("agiri_subset",), "faces": ("faces",), "ddpm32": ("ddpm32",), "robustness": ("robustness",),
     "explanations": ("explanations",),
     "generators": ("generators",), "benchmark": ("benchmark",), "fullsize": ("fullsize",), "photos": ("photos",),
@@ -138,6 +138,7 @@ def main(argv=None):
     # The study, step by step (each function: sections.py)
     section("audits", lambda: sections.audits(report, audited, own_generators.not_made(own, args.sample)))
     section("cifake", lambda: sections.cifake(report, sidecars, folder["CIFAKE_dir"], *scored))
+    section("validation", lambda: sections.validation(report, sidecars, folder["CIFAKE_dir"], *scored))
     section("cifar100", lambda: sections.cifar100(report, folder["CIFAR100_dir"], *scored))
     section("agiri", lambda: sections.mixed(report, sidecars, folder["AGIRI_dir"], *scored, "agiri", "AGIRI",
                                             "AGIRI test"))
@@ -148,8 +149,9 @@ def main(argv=None):
     section("robustness", lambda: sections.robustness(report, folder["CIFAKE_dir"], *scored))
     section("explanations", lambda: sections.explanations(report, folder["CIFAKE_dir"], *scored))
     full_size = model_file(sections.FULL_SIZE_MODEL, args.sample)
-    section("fullsize", lambda: sections.fullsize(report, full_size, folder["agiri_subset_dir"], device, (
-        lambda: train_sample_pretrained("agiri", full_size)) if args.sample else None))
+    section("fullsize", lambda: sections.fullsize(
+        report, full_size, folder["agiri_subset_dir"], (folder["faces_dir"], folder["CIFAKE_dir"], folder["ddpm32_dir"]),
+        device, (lambda: train_sample_pretrained("agiri", full_size)) if args.sample else None))
     photo_model = model_file(sections.PHOTO_MODEL, args.sample)
     section("photos", lambda: sections.photos(report, photo_model, (
         lambda: train_sample_pretrained("photos", photo_model)) if args.sample else None))

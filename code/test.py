@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pandas as pd
+
 from classes import load_cifake
 from realfake import FAKE, REAL, cli
 from realfake.data.imagefiles import find_image_files

@@ -62,17 +62,24 @@ def read_results(folder):
 
 
 def exact(value):
-    """`value` with every float as a string of its exact binary value to 20 significant digits, which the source
-    reads as a Typst decimal: the paper then rounds as Python does (0.91755 is stored just below it, so 91.75%,
-    as in the README), where Typst's floats would round the product 91.755 up."""
+    """`value` with every float x as "X|Y": X the exact binary value of x and Y that of the float x * 100, each to 20
+    significant digits, which the source reads as Typst decimals (`value`, `percent`). The paper then rounds as the
+    README's Python formatting does, the one rounding rule of both: f"{x:.4f}" rounds x's exact value half to even,
+    and f"{x:.1%}" rounds the float x * 100 (0.0875 is stored just below it, but 0.0875 * 100 is exactly 8.75, so
+    8.8%), where Typst's own floats would round the product differently."""
     if isinstance(value, dict):
         return {key: exact(v) for key, v in value.items()}
     if isinstance(value, list):
         return [exact(v) for v in value]
     if isinstance(value, float):
-        digits = Decimal(value)
-        return format(round(digits, 19 - digits.adjusted()) if digits else digits, "f")
+        return f"{decimal_digits(value)}|{decimal_digits(value * 100)}"
     return value
+
+
+def decimal_digits(value):
+    """A float's exact binary value, rounded to 20 significant digits, as a decimal string."""
+    digits = Decimal(value)
+    return format(round(digits, 19 - digits.adjusted()) if digits else digits, "f")
 
 
 def page_count(pdf):

@@ -364,6 +364,23 @@ def test_reproduce_sample_writes_a_stamped_report(sample_results):
     card = json.loads((tmp_path / "card.json").read_text())
     assert card["models"]["strong_model"]["cifake_test"]["ece"] >= 0 and "## strong_aug_model" in (
         tmp_path / "README.md").read_text()
+    validation = results["validation"]["strong_model"]
+    assert validation["validation images drawn"] == 200 and validation["copies of training images"] == 0
+    assert validation["AUROC, copies in"] == validation["AUROC, copies out"]       # the sample has no copies
+    assert "## Validation without copies of training images" in report
+    assert results["ddpm32"]["ap base rate"] == pytest.approx(200 / 220)
+    assert results["faces"]["ap base rate"] == pytest.approx(40 / 48)
+    transfer = results["fullsize"]["transfer"]["faces"]
+    assert transfer["auroc, 95% low"] <= transfer["auroc"] <= transfer["auroc, 95% high"]
+    assert transfer["ap base rate"] == pytest.approx(40 / 48)
+    assert set(results["fullsize"]["held-out"]["format test"]) == {"PNG fakes saved as JPEG", "reals saved again as JPEG"}
+    photos = results["photos"]
+    assert photos["decision"]["gives verdicts"] is (
+        photos["held-out"]["AUROC, JPEG fakes"] >= rules.PHOTO_AUROC_AT_LEAST
+        and max(photos["left-out sources called fake"].values()) <= rules.PHOTO_CALLED_FAKE_AT_MOST
+        and photos["faces"]["reals"]["fake"] <= rules.PHOTO_CALLED_FAKE_AT_MOST)
+    assert set(photos["left-out sources"]) == {"AGIRI reals", "camera", "scans"} and "old model" in photos
+    assert card["full_size_model"]["model"] == "photo_model" and "agiri_model" in card
 
 
 def test_reproduce_tables_the_variants_beside_the_shipped_models(sample_results):
@@ -411,7 +428,7 @@ def test_reproduce_tables_the_benchmark_per_unseen_generator(sample_results):
     no_fakes = {f"zeroshot: {model}, {kind}" for model in zeroshot.MODELS.values() for kind in zeroshot.SCORES}
     assert set(rows) == {"CIFAKE only (floor)", "floor: pretrained probe", *(f"logo: {v}" for v in PAPER_LEAVE_OUT),
                          "lofo: fast balanced",
-                         "lofo: fast pooled", "oracle: half of it (ceiling)", "strong_model (shipped)",
+                         "lofo: fast pooled", "oracle: base CNN on half of it", "strong_model (shipped)",
                          *(f"own: {v}" for v in variants.OWN), *no_fakes}
     runs = [r for r in json.loads((sample_results / "variants.json").read_text())["runs"] if "benchmark" in r]
     logo = [r for r in runs if r["benchmark"] == "logo" and r["variant"] == "fast balanced"]

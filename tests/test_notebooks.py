@@ -1,5 +1,6 @@
 """Every notebook runs top to bottom on the generated sample data, and produces what it should."""
 import json
+import re
 
 import pytest
 
@@ -99,3 +100,44 @@ def test_transfer_generators_notebook(sample_results):
     assert {"CIFAKE only (floor)", "logo: fast balanced", "strong_model (shipped)", "own: CIFAKE + own gan, vae, flow",
             "zeroshot: patch mixture, one-sided", "zeroshot: own flow, two-sided"} <= set(result["benchmark"])
     assert result["own"] == ["flow", "gan", "vae"]               # the sample benchmark's own generators, shown
+
+
+# Figures a conclusion may state that are settings or levels, not results: {notebook: {figure: why}}
+CONCLUSION_SETTINGS = {"func_difficulty": {"0.001": "the original recipe's learning rate", "50%": "chance",
+                                           "0.693": "ln 2, the loss at chance"},
+                       "transfer_mixed": {"1.4": "Stable Diffusion's version"}}
+FIGURE = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?%|\d[\d,]*\.\d+)(?![\w.%])")
+
+
+def figure_interval(text):
+    """The interval of values a printed figure ('0.9175', '91.75%', '1,234.5') stands for, as a fraction for a
+    percentage."""
+    number = text.rstrip("%").replace(",", "")
+    decimals = len(number.partition(".")[2]) + (2 if text.endswith("%") else 0)
+    value = float(number) / (100 if text.endswith("%") else 1)
+    return value - 0.5 * 10 ** -decimals, value + 0.5 * 10 ** -decimals
+
+
+def printed_text(nb):
+    """Every output a notebook's code cells printed or displayed, as text."""
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            parts.append(output.get("text", ""))
+            parts += [value for kind, value in output.get("data", {}).items() if kind in ("text/plain", "text/html")]
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_every_figure_a_conclusion_states_was_printed_by_its_notebook(name):
+    """A conclusion's decimals and percentages are read off the notebook's own outputs: each must agree (within the
+    rounding of both) with a figure printed above it, so a conclusion cannot keep a figure the run no longer gives."""
+    nb = nbformat.read(CODE / f"{name}.ipynb", as_version=4)
+    conclusions = [c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## Conclusion")]
+    printed = [figure_interval(f) for f in FIGURE.findall(printed_text(nb))]
+    printed_signed = printed + [(-high, -low) for low, high in printed]           # a difference printed negative
+    settings = CONCLUSION_SETTINGS.get(name, {})
+    unprinted = [figure for text in conclusions for figure in FIGURE.findall(text) if figure not in settings
+                 and not any(low <= high_p and low_p <= high for low, high in [figure_interval(figure)]
+                             for low_p, high_p in printed_signed)]
+    assert conclusions and not unprinted, f"{name}: stated in the conclusion but printed nowhere: {unprinted}"

@@ -88,3 +88,23 @@ def test_no_result_is_typed_into_the_source():
     prose = re.sub(r"(width|gutter|inset|above|below|size|margin|v)\s*[:(]\s*[\d.]+\s*(%|em|pt|cm)", "", prose)
     typed = set(re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])|(?<![\w.])\d+(?:\.\d+)?%", prose))
     assert typed <= CONVENTIONS, f"typed into paper.typ: {sorted(typed - CONVENTIONS)}"
+
+
+def test_the_paper_rounds_every_number_as_the_readme_does(tmp_path):
+    """One rounding rule: paper.typ's `num` and `pct` print what Python's f"{x:.4f}" and f"{x:.1%}" print (the
+    README's tables), ties and binary representation included."""
+    import typst
+    source = build.SOURCE.read_text()
+    helpers = source[source.index("// Number formats"):source.index("// Shorthands for the result files")]
+    (tmp_path / "rounding.typ").write_text(helpers + """
+#let text-of(c) = if type(c) == str { c } else if c.has("text") { c.text } else if c.has("children") {
+  c.children.map(text-of).join() } else { "" }
+#metadata(json(bytes(sys.inputs.values)).map(x => (text-of(num(x, d: 4)), text-of(num(x, d: 2)),
+  text-of(pct(x, d: 1)), text-of(pct(x, d: 2))))) <out>
+""")
+    rng = __import__("numpy").random.default_rng(0)
+    values = [0.0875, 0.91755, 0.125, 0.375, 0.00005, 0.9797, 0.98065, 0.96385, *rng.random(300).round(5).tolist()]
+    printed = json.loads(typst.query(str(tmp_path / "rounding.typ"), "<out>", field="value",
+                                     sys_inputs={"values": json.dumps(build.exact(values))}))[0]
+    expected = [[f"{x:.4f}", f"{x:.2f}", f"{x:.1%}", f"{x:.2%}"] for x in values]
+    assert printed == expected

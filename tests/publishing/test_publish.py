@@ -84,11 +84,10 @@ def test_the_full_size_model_gets_a_card_entry_and_a_readme_row_and_own_audits_s
     lines = "\n".join(publish.full_size_lines(entry))
     assert "Verdict: **ships**" in lines and "faces AUROC 0.4154" in lines and "+0.0260" in lines
     assert "AUROC on the JPEG fakes: 64 px 0.9328; 128 px 0.9618." in lines and "224 px or more" in lines
-    table = publish.fullsize_table(results)
-    assert list(table.index) == ["agiri_model (probe)"]
-    assert table.iloc[0]["AUROC, JPEG fakes (95%)"].startswith("0.9684")
+    replaced = "\n".join(publish.full_size_lines(entry, replaced_by="photo_model"))
+    assert "Replaced: predict.py gives full-size images to photo_model, and agiri_model fails rules.PHOTO_RULE" in replaced
     tables = publish.readme_tables({**results, "cifake_test": {"models": {}}})
-    assert "CIFAKE" in tables["audit"] and "own gan" not in tables["audit"] and "agiri_model" in tables["fullsize"]
+    assert "CIFAKE" in tables["audit"] and "own gan" not in tables["audit"] and "fullsize" not in tables
 
 
 def test_report_tables_print_counts_as_whole_numbers():

@@ -196,6 +196,6 @@ def test_the_photo_notice_quotes_unseen_sources_and_says_why_no_verdict():
                                                  "faces (CelebA-HQ)": 0.229}}
     notice = photo_notice(entry, 5, 0)
     assert "fails rules.PHOTO_RULE ((b) left-out sources, (c) faces reals): every verdict is uncertain" in notice
-    assert "3 sources it never trained on it called 4% to 23% fake" in notice
+    assert "(3 sources: each left out in turn, and CelebA-HQ's faces) it called 4% to 23% fake" in notice
     notice = photo_notice({**entry, "gives verdicts": True}, 5, 2)
     assert "uncertain where P(real) lies between 0.20 and 0.50" in notice and "2 of 5 images are under 224 px" in notice

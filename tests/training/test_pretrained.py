@@ -14,7 +14,7 @@ from PIL import Image
 
 from classes import load_cifake
 from realfake import REAL
-from realfake.data import duplicates, splits
+from realfake.data import duplicates, perturb, splits
 from realfake.models import backbone as bb
 from realfake import rules
 from realfake.project import ProjectError
@@ -138,7 +138,7 @@ def test_duplicates_share_a_group_and_the_split_keeps_groups_together():
     rng = np.random.default_rng(0)
     images = photo_like(rng, 60)
     images[10] = images[3]                                               # a pixel copy
-    images[11] = pretrained.resaved(images[3:4], "JPEG", 90)[0]          # a re-encoded copy
+    images[11] = perturb.jpeg(images[3:4], 90)[0]                        # a re-encoded copy
     images[12] = torch.roll(images[20], 1, dims=2)                       # near-identical: shifted by a pixel
     digests = np.arange(60, dtype=np.uint64)
     digests[40] = digests[41]                                            # byte-identical files
@@ -153,8 +153,8 @@ def test_duplicates_share_a_group_and_the_split_keeps_groups_together():
 
 
 def test_format_test_inputs_and_augmented_copies(tmp_path):
-    """PNG re-saving keeps pixels (so a pixel model cannot see it); JPEG q75 changes them; every augmented copy is
-    a JPEG re-encoding, the same every run, different for another copy."""
+    """The format test's JPEG is PIL's q75, as the subset's JPEGs; every augmented copy is a JPEG re-encoding, the
+    same every run, different for another copy."""
     rng = np.random.default_rng(1)
     images = photo_like(rng, 4)
     for i, image in enumerate(images):                                   # generated PNG/JPEG pairs
@@ -164,8 +164,7 @@ def test_format_test_inputs_and_augmented_copies(tmp_path):
                             for i in range(4)])
     from_jpeg = torch.stack([torch.from_numpy(np.array(Image.open(tmp_path / f"{i}.jpg"))).permute(2, 0, 1)
                              for i in range(4)])
-    assert torch.equal(pretrained.resaved(from_png, "PNG"), from_png)
-    assert torch.equal(pretrained.resaved(from_png, "JPEG"), from_jpeg)        # PIL's q75, as the subset's JPEGs
+    assert torch.equal(perturb.jpeg(from_png, pretrained.FORMAT_TEST_QUALITY), from_jpeg)
     one = pretrained.augment_copy(images[0], 7, "jpeg", 0)
     assert torch.equal(one, pretrained.augment_copy(images[0], 7, "jpeg", 0))
     assert not torch.equal(one, images[0]) and not torch.equal(one, pretrained.augment_copy(images[0], 7, "jpeg", 1))
@@ -194,7 +193,11 @@ def test_train_agiri_on_the_sample_data_records_every_choice_and_the_held_out_fo
     assert sidecar["n_train"] + sidecar["n_held_out"] == sidecar["n_images"] == 44
     assert len(sidecar["held_out"]["files"]) == sidecar["n_held_out"]
     assert {"all fakes", "JPEG fakes", "format test"} <= sidecar["held-out"].keys()
-    assert sidecar["held-out"]["format test"]["reals saved as PNG"]["mean |change|"] == pytest.approx(0, abs=1e-6)
+    test = sidecar["held-out"]["format test"]
+    assert set(test) == {"PNG fakes saved as JPEG", "reals saved again as JPEG"}
+    for row in test.values():
+        assert 0 <= row["calls flipped"] <= 1 and 0 <= row["AUROC before"] <= 1 and row["quality"] == 75
+    assert test["PNG fakes saved as JPEG"]["AUROC before"] == test["reals saved again as JPEG"]["AUROC before"]
     assert sidecar["ships"] is (sidecar["held-out"]["JPEG fakes"]["auroc"] >= rules.FULL_SIZE_SHIP_AT_LEAST)
     assert sidecar["shipping rule"] == rules.FULL_SIZE_SHIPPING_RULE
     assert {"faces", "DDPM-32"} <= sidecar["transfer"].keys()

@@ -6,6 +6,14 @@ from sklearn.metrics import roc_curve
 
 from realfake import LABEL_NAMES
 
+# The shipped models as the paper's tables name them; other names are shown as they are.
+MODEL_NAMES = {"base_model": "base", "attn_model": "attention", "mini_model": "mini", "strong_model": "strong",
+               "strong_aug_model": "strong + aug"}
+
+
+def shown(name):
+    return MODEL_NAMES.get(name, name)
+
 
 def training_curves(histories):
     """Train loss, validation loss and validation accuracy per epoch, one line per model.
@@ -13,10 +21,10 @@ def training_curves(histories):
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
     for name, epochs in histories.items():
         frame = pd.DataFrame(epochs)
-        line, = ax_loss.plot(frame["epoch"], frame["train_loss"], marker="o", label=f"{name} train")
+        line, = ax_loss.plot(frame["epoch"], frame["train_loss"], marker="o", label=f"{shown(name)} train")
         ax_loss.plot(frame["epoch"], frame["val_loss"], marker="s", ls="--", color=line.get_color(),
-                     label=f"{name} validation")
-        ax_acc.plot(frame["epoch"], frame["val_accuracy"], marker="o", color=line.get_color(), label=name)
+                     label=f"{shown(name)} validation")
+        ax_acc.plot(frame["epoch"], frame["val_accuracy"], marker="o", color=line.get_color(), label=shown(name))
     ax_loss.set(xlabel="epoch", ylabel="BCE loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy at 0.5", title="validation accuracy")
     for ax in (ax_loss, ax_acc):
@@ -42,7 +50,7 @@ def roc_curves(labels, scores_by_model, title=""):
     fig, ax = plt.subplots(figsize=(4.6, 4.4))
     for name, scores in scores_by_model.items():
         fpr, tpr, _ = roc_curve(labels, scores)
-        ax.plot(fpr, tpr, label=name)
+        ax.plot(fpr, tpr, label=shown(name))
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
     ax.set(xlabel="false real rate (fakes called real)", ylabel="true real rate", title=title)
     ax.grid(alpha=0.3)
@@ -71,7 +79,7 @@ def learning_curve(steps, title=""):
 
 def grouped_bars(table, ylabel, title="", reference=None):
     """A bar per model (column) for each group (row) of `table`; optional horizontal reference line."""
-    ax = table.rename(index=lambda group: str(group).replace("_", " ")).plot.bar(
+    ax = table.rename(index=lambda group: str(group).replace("_", " "), columns=shown).plot.bar(
         figsize=(max(7, 0.4 * len(table)), 4), width=0.8)
     if reference is not None:
         ax.axhline(reference, color="grey", ls=":", lw=1)
@@ -107,7 +115,7 @@ def robustness_bars(table):
     """Accuracy and AUROC per perturbation (rows) and model (bars), from robustness.perturbation_table."""
     fig, axes = plt.subplots(2, 1, figsize=(7.5, 5.6), sharex=True)
     for ax, (metric, label) in zip(axes, (("accuracy", "accuracy at 0.5"), ("auroc", "AUROC"))):
-        wide = table[metric].unstack("model")
+        wide = table[metric].unstack("model").rename(columns=shown)
         wide.loc[list(dict.fromkeys(table.index.get_level_values(0)))].plot.bar(ax=ax, width=0.8, legend=False)
         ax.set(ylabel=label, ylim=(0.4, 1.0), xlabel="")
         ax.grid(axis="y", alpha=0.3)
@@ -171,7 +179,7 @@ def reliability_diagrams(tables):
         for when, table in pair.items():
             ax.plot(table["confidence"], table["accuracy"], marker="o", ms=3, label=when)
         ax.plot([0.5, 1], [0.5, 1], color="grey", ls=":", lw=1)
-        ax.set(xlabel="confidence in the call", title=name, xlim=(0.5, 1), ylim=(0.4, 1))
+        ax.set(xlabel="confidence in the call", title=shown(name), xlim=(0.5, 1), ylim=(0.4, 1))
         ax.grid(alpha=0.3)
     for ax in axes[:, 0]:
         ax.set_ylabel("share called right")

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from classes import development_sets, load_agiri, load_cifake, load_cifar100
 from realfake import FAKE, REAL
 from realfake.data import file_facts
+from realfake.data.duplicates import duplicate_groups
 from realfake.data.splits import split_train_val
 from realfake.metrics import figures_with_intervals, probability, rank_auroc
 from realfake.models.checkpoints import load_model, read_sidecar
@@ -123,12 +124,18 @@ def upsampled(data, side):
     return replace(data, images=images.round().clamp(0, 255).to(torch.uint8))
 
 
+def near_duplicates(data):
+    """Duplicate groups of a training set (byte- or near-identical, as agiri_model's fold groups them), so that its
+    validation split holds no copy of a training image."""
+    return duplicate_groups(data.images, data.digests)
+
+
 def train_scratch(train_set, seed, sample, device):
     """StrongCNN with the strong recipe (SAMPLE_EPOCHS on the sample data), its threshold and temperature from a
     validation split of its own training set."""
     recipe = RECIPES[SCRATCH["recipe"]]
     recipe = replace(recipe, seed=seed, epochs=min(recipe.epochs, SAMPLE_EPOCHS) if sample else recipe.epochs)
-    fit, val = split_train_val(train_set, recipe.val_fraction, seed)
+    fit, val = split_train_val(train_set, recipe.val_fraction, seed, near_duplicates(train_set))
     model, history = train_model(fit, val, recipe, SCRATCH["arch"], device=device, progress=False)
     return model, history["threshold"]
 
@@ -140,7 +147,7 @@ def train_pretrained_both(train_set, agiri_sidecar, seed, device):
     from realfake.models.backbone import build_backbone
     option = next(o for o in pretrained.choices() if o.name == agiri_sidecar["choice"])
     size = agiri_sidecar["image_size"]
-    fit, val = split_train_val(train_set, 0.1, seed)
+    fit, val = split_train_val(train_set, 0.1, seed, near_duplicates(train_set))
     features = pretrained.Features(build_backbone(agiri_sidecar["backbone"]), fit, size, device, seed)
     index = np.arange(len(fit))
     if option.finetune:

@@ -136,7 +136,7 @@ OWN["CIFAKE + own gan, vae, flow, pooled"] = ("fast", "cnn", "pooled", 1.0, dict
 SPECS = {**LEAVE_OUT, **OWN}
 
 
-# The floor (CIFAKE only: every generator unseen) and the ceiling (an oracle per generator: half of it in
+# The floor (CIFAKE only: every generator unseen) and the oracle (per generator: half of it in
 # training, balanced against CIFAKE's reals, scored on the other half).
 BOUNDS = {"floor": "fast", "oracle": "fast"}
 
@@ -248,7 +248,7 @@ def benchmark_table(runs):
         cells = pd.DataFrame([{"seed": run["seed"], "generator": g, "auroc": run["generators"][g]["auroc"]}
                               for run in group.to_dict(orient="records") for g in run["unseen"]])
         per_seed = cells.groupby(["seed", "generator"])["auroc"].mean().unstack()
-        bounds = {"floor": "CIFAKE only (floor)", "oracle": "oracle: half of it (ceiling)"}
+        bounds = {"floor": "CIFAKE only (floor)", "oracle": "oracle: base CNN on half of it"}
         label = bounds[protocol] if name == BOUNDS.get(protocol) else f"{protocol}: {name}"
         rows[label] = {"protocol": protocol, "variant": name, "seeds": int(group["seed"].nunique()),
                        **{f"{g} AUROC": float(per_seed[g].mean()) for g in per_seed},
