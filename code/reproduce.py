@@ -153,8 +153,10 @@ def main(argv=None):
         report, full_size, folder["agiri_subset_dir"], (folder["faces_dir"], folder["CIFAKE_dir"], folder["ddpm32_dir"]),
         device, (lambda: train_sample_pretrained("agiri", full_size)) if args.sample else None))
     photo_model = model_file(sections.PHOTO_MODEL, args.sample)
-    section("photos", lambda: sections.photos(report, photo_model, (
-        lambda: train_sample_pretrained("photos", photo_model)) if args.sample else None))
+    section("photos", lambda: sections.photos(report, photo_model, folder["agiri_subset_dir"],
+                                              dataset_dir("reals_photos_dir", args.sample),
+                                              (lambda: train_sample_pretrained("photos", photo_model))
+                                              if args.sample else None))
     section("matrix", lambda: sections.matrix(report, out / "matrix.json"))
     if "cifake_test" in report.results:
         sections.transfer_summary(report)

@@ -395,7 +395,8 @@ README_BENCHMARK_OMITS = ("logo: fast balanced, CIFAKE x1/2", "lofo: fast pooled
                           "own: CIFAKE + own gan, vae, flow", "logo: fast balanced + own",
                           "zeroshot: own flow, one-sided", "zeroshot: own flow, two-sided", "own: CIFAKE + own flow",
                           "own: CIFAKE + own gan", "zeroshot: patch mixture, one-sided",
-                          "zeroshot: patch mixture, two-sided")
+                          "zeroshot: patch mixture, two-sided", "lofo: fast balanced",
+                          "logo: fast_spectrum balanced")          # in the report and the paper: the README keeps room
 
 
 HELD_BACK_ROW = "held back: pretrained probe, all six (other generators)"

@@ -3,11 +3,13 @@ twice) and writes its tables and figures into a `Report`, with every figure also
 runs them in order; the README's tables and the model card are built from results.json by publish.py."""
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
-from classes import development_sets, load_agiri, load_cifake, load_cifar100
+from classes import development_sets, load_agiri, load_cifake, load_cifar100, load_real_photos
 from realfake import FAKE, LABEL_NAMES, REAL
 from realfake.data.datasets import family_of, load_fakes
 from realfake.data.file_facts import facts_of
@@ -431,11 +433,12 @@ def fullsize(report, path, root, transfer_roots, device="cpu", train=None):
 PHOTO_MODEL = "photo_model"
 
 
-def photos(report, path, train=None):
+def photos(report, path, agiri_root, photos_root, train=None):
     """photo_model (photos.fit_photos, `python code/train.py --arch pretrained --dataset photos -mf photo_model`):
     each option's left-out-source figures, the verdict shares per real source beside agiri_model's, the held-out and
-    transfer figures and rules.PHOTO_RULE's verdict on both, from its sidecar; `train()` makes the model first when
-    the file is missing (the sample data), else the section says how to train it. results.json "photos"."""
+    transfer figures and rules.PHOTO_RULE's verdict on both, from its sidecar, and the audit of its training pool
+    (the files in `agiri_root` and `photos_root` but the held-out fold); `train()` makes the model first when the
+    file is missing (the sample data), else the section says how to train it. results.json "photos"."""
     if not path.is_file():
         if train is None:
             raise ProjectError(f"{path.name} not found: train it with `python code/train.py --arch pretrained "
@@ -470,6 +473,26 @@ def photos(report, path, train=None):
     report.text(f"Rule: {sidecar['rule']}", f"photo_model: {sidecar['decision']}",
                 *([f"{sidecar['old model']['model']}: {sidecar['old model']['decision']}"] if "old model" in sidecar
                   else []))
+    result["audit"] = pool_audit(agiri_root, photos_root, set(sidecar["held_out"]["files"]))
+    report.text("Audit of the training pool (the files alone, cross-validated: could a detector score on anything but "
+                "the images?):", *audit.comparison_lines(result["audit"], "its fakes and its reals"),
+                "Strongest file facts (the AUROC lost when each is shuffled): " + (", ".join(
+                    f"{f['feature']} (-{f['auroc_drop']:.3f})" for f in result["audit"]["metadata"]["features"])
+                    if result["audit"]["metadata"] else "none"))
+    result["audit"] = {k: v for k, v in result["audit"].items() if k != "not_run"}
+
+
+def pool_audit(agiri_root, photos_root, held_out):
+    """audit.compare_sets over photo_model's training pool: AGIRI's fakes against AGIRI's reals and every real
+    photograph, the held-out fold left out."""
+    agiri = load_agiri(agiri_root, verbose=False, name="AGIRI train subset")
+    keep = [i for i, source in enumerate(agiri.sources) if source not in held_out]
+    agiri = agiri.subset(keep)
+    photos = list(load_real_photos(photos_root, "resize", verbose=False).values())
+    paths = [Path(agiri_root) / s for s in agiri.sources] + [Path(photos_root) / s for p in photos for s in p.sources]
+    labels = np.concatenate([agiri.labels.numpy(), *[p.labels.numpy() for p in photos]])
+    images = torch.cat([agiri.images, *[p.images for p in photos]])
+    return audit.compare_sets(paths, labels, images)
 
 
 def benchmark(report, variants_file):
