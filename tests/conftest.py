@@ -81,7 +81,8 @@ def sample_results(sample_root, tmp_path_factory):
                           ("variants.py", "--sample", "--seeds", "1", "--out", variants),       # every other variant
                           *(("variants.py", "--sample", "--seeds", "1", "--protocol", protocol, "--out", variants,
                              *(["--only", *PAPER_LEAVE_OUT] if protocol == "logo" else
-                               ["--only", "fast balanced", "fast pooled"] if protocol == "lofo" else
+                               ["--only", "fast balanced", "fast pooled", "pretrained probe balanced"]
+                               if protocol == "lofo" else
                                ["--only", "fast", "pretrained probe"] if protocol == "floor" else []))
                             for protocol in ("floor", "logo", "lofo", "oracle", "own")),
                           ("zeroshot.py", "--sample", "--seeds", "1", "--out", variants),
@@ -105,6 +106,16 @@ def run(args, cwd):
     path = f"code/{script}" if cwd == "." else script
     return subprocess.run([sys.executable, path, *rest], cwd=REPO / cwd, capture_output=True, text=True,
                           timeout=600)
+
+
+def train_sample_full_size(dataset, folder):
+    """`train.py --arch pretrained --dataset DATASET --sample` at a tiny input size, saved in `folder`: (path, the
+    finished process)."""
+    path = folder / f"{dataset}_sample.pth"
+    result = run(["train.py", "--arch", "pretrained", "--dataset", dataset, "--sample", "--image-size", "32", "--device",
+                  "cpu", "-mf", str(path)], ".")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return path, result
 
 
 def images(n=6, seed=0):

@@ -427,7 +427,7 @@ def test_reproduce_tables_the_benchmark_per_unseen_generator(sample_results):
     from conftest import PAPER_LEAVE_OUT
     no_fakes = {f"zeroshot: {model}, {kind}" for model in zeroshot.MODELS.values() for kind in zeroshot.SCORES}
     assert set(rows) == {"CIFAKE only (floor)", "floor: pretrained probe", *(f"logo: {v}" for v in PAPER_LEAVE_OUT),
-                         "lofo: fast balanced",
+                         "lofo: fast balanced", "lofo: pretrained probe balanced",
                          "lofo: fast pooled", "oracle: base CNN on half of it", "strong_model (shipped)",
                          *(f"own: {v}" for v in variants.OWN), *no_fakes}
     runs = [r for r in json.loads((sample_results / "variants.json").read_text())["runs"] if "benchmark" in r]
@@ -438,11 +438,15 @@ def test_reproduce_tables_the_benchmark_per_unseen_generator(sample_results):
         assert record["unseen"] == [held_out] and not any(held_out in s for s in record["train_fakes"])
         shares = record["fake shares"]
         assert len(shares) == 6 and max(shares.values()) - min(shares.values()) <= 1       # equal shares
-    probe = [r for r in runs if r["variant"] == "pretrained probe balanced"]
+    probe = [r for r in runs if r["variant"] == "pretrained probe balanced" and r["benchmark"] == "logo"]
     assert sorted(r["held_out"] for r in probe) == sorted(generators) and {r["arch"] for r in probe} == {"pretrained"}
     for record in probe:                                   # the frozen backbone, the same leave-one-out draw
         held_out = record["held_out"]
         assert record["unseen"] == [held_out] and not any(held_out in s for s in record["train_fakes"])
+    families = [r for r in runs if r["variant"] == "pretrained probe balanced" and r["benchmark"] == "lofo"]
+    assert sorted(r["held_out"] for r in families) == sorted(set(bench["families"].values()))
+    for record in families:                                # a whole family unseen: none of it in training
+        assert not any(g in s for g in record["unseen"] for s in record["train_fakes"])
         assert max(record["fake shares"].values()) - min(record["fake shares"].values()) <= 1
     assert "logo: pretrained probe balanced" in bench["decision"]["gains"]      # under GENERAL_RULE, as written
     glow = next(r for r in logo if r["held_out"] == "glow")

@@ -11,7 +11,7 @@ import predict
 import pytest
 import torch
 from classes import load_real_photos
-from conftest import REPO
+from conftest import REPO, train_sample_full_size
 from PIL import Image, ImageDraw
 from realfake import FAKE, REAL
 from realfake.models.checkpoints import load_model
@@ -31,11 +31,7 @@ def run(args):
 
 @pytest.fixture(scope="module")
 def sample_photo_model(sample_root, tmp_path_factory):
-    path = tmp_path_factory.mktemp("photos") / "photo_sample.pth"
-    result = run(["train.py", "--arch", "pretrained", "--dataset", "photos", "--sample", "--image-size", "32",
-                  "--device", "cpu", "-mf", str(path)])
-    assert result.returncode == 0, result.stderr[-2000:]
-    return path
+    return train_sample_full_size("photos", tmp_path_factory.mktemp("photos"))[0]
 
 
 def test_the_real_photographs_loader_uses_or_lists_every_file(sample_root, tmp_path):
@@ -199,3 +195,16 @@ def test_the_photo_notice_quotes_unseen_sources_and_says_why_no_verdict():
     assert "(3 sources: each left out in turn, and CelebA-HQ's faces) it called 4% to 23% fake" in notice
     notice = photo_notice({**entry, "gives verdicts": True}, 5, 2)
     assert "uncertain where P(real) lies between 0.20 and 0.50" in notice and "2 of 5 images are under 224 px" in notice
+
+
+def test_test_py_scores_photo_models_fold_with_its_three_verdicts(sample_photo_model, tmp_path):
+    out = tmp_path / "held.json"
+    result = run(["test.py", "--sample", "-mf", str(sample_photo_model), "--json", str(out)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    sidecar = json.loads(sample_photo_model.with_suffix(".json").read_text())
+    assert report["JPEG fakes"]["auroc"] == pytest.approx(sidecar["held-out"]["AUROC, JPEG fakes"], abs=1e-6)
+    for side in ("reals", "fakes"):
+        assert sum(report["verdicts"][side].values()) == pytest.approx(1)
+        assert report["verdicts"][side] == pytest.approx(sidecar["held-out"][side], abs=1e-6)
+    assert "reals: " in result.stdout and "uncertain" in result.stdout

@@ -9,7 +9,7 @@ import numpy as np
 import predict
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, train_sample_full_size
 from PIL import Image
 
 from classes import load_cifake
@@ -49,11 +49,7 @@ def photo_like(rng, n, size=64):
 
 @pytest.fixture(scope="module")
 def sample_agiri_model(sample_root, tmp_path_factory):
-    path = tmp_path_factory.mktemp("pretrained") / "agiri_sample.pth"
-    result = run(["train.py", "--arch", "pretrained", "--dataset", "agiri", "--sample", "--image-size", "32",
-                  "--device", "cpu", "-mf", str(path)])
-    assert result.returncode == 0, result.stderr[-2000:]
-    return path, result
+    return train_sample_full_size("agiri", tmp_path_factory.mktemp("pretrained"))
 
 
 def test_packaged_weights_are_loaded_and_differ_from_a_fresh_network(net):

@@ -377,6 +377,17 @@ def generators(report, sidecars, folder, models, device, store, variants_file):
                   "generators.png", "AUROC per development generator")
 
 
+def full_size_sidecar(path, dataset, train=None):
+    """The sidecar of a full-size model file (trained on `dataset`: agiri or photos); `train()` makes the model when
+    the file is missing (the sample data), else a one-line error says how to train it."""
+    if not path.is_file():
+        if train is None:
+            raise ProjectError(f"{path.name} not found: train it with `python code/train.py --arch pretrained "
+                               f"--dataset {dataset} -mf {path.stem}`")
+        train()
+    return json.loads(path.with_suffix(".json").read_text())
+
+
 FULL_SIZE_MODEL = "agiri_model"
 FULL_SIZE_KEYS = ("ships", "shipping rule", "choice", "backbone", "image_size", "taps", "finetune", "report",
                   "n_images", "n_train", "n_held_out", "duplicate groups", "near-duplicate bits", "cv_folds",
@@ -391,12 +402,7 @@ def fullsize(report, path, root, transfer_roots, device="cpu", train=None):
     when the file is missing (the sample data), else the section says how to train it. The format test and the
     transfer figures (`transfer_roots`: the faces, CIFAKE and DDPM-32 folders) are computed here, as the code now
     has them."""
-    if not path.is_file():
-        if train is None:
-            raise ProjectError(f"{path.name} not found: train it with `python code/train.py --arch pretrained "
-                               f"--dataset agiri -mf {FULL_SIZE_MODEL}`")
-        train()
-    sidecar = json.loads(path.with_suffix(".json").read_text())
+    sidecar = full_size_sidecar(path, "agiri", train)
     held = sidecar["held-out"]
     report.results["fullsize"] = {"model": FULL_SIZE_MODEL, **{key: sidecar[key] for key in FULL_SIZE_KEYS},
                                   "held-out fraction": sidecar["held_out"]["fraction"],
@@ -439,12 +445,7 @@ def photos(report, path, agiri_root, photos_root, train=None):
     transfer figures and rules.PHOTO_RULE's verdict on both, from its sidecar, and the audit of its training pool
     (the files in `agiri_root` and `photos_root` but the held-out fold); `train()` makes the model first when the
     file is missing (the sample data), else the section says how to train it. results.json "photos"."""
-    if not path.is_file():
-        if train is None:
-            raise ProjectError(f"{path.name} not found: train it with `python code/train.py --arch pretrained "
-                               f"--dataset photos -mf {PHOTO_MODEL}`")
-        train()
-    sidecar = json.loads(path.with_suffix(".json").read_text())
+    sidecar = full_size_sidecar(path, "photos", train)
     best = sidecar["options"][sidecar["choice"]]
     report.results["photos"] = {
         "model": PHOTO_MODEL, **{key: sidecar[key] for key in (
