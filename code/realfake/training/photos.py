@@ -219,10 +219,9 @@ def operating_point(labels, logits, sources, distances):
 
 
 def verdicts(logits, distances, point):
-    """'fake', 'real' or 'uncertain' for each image at an operating point (logits)."""
-    verdict = np.where(logits < point["fake below"], "fake",
-                       np.where(logits >= point["real from"], "real", "uncertain"))
-    return np.where(distances > point["distance limit"], "uncertain", verdict)
+    """'fake', 'real' or 'uncertain' for each image at an operating point (its edges in logits: the band's order is
+    the same as in P(real))."""
+    return band_verdicts(logits, distances, (point["fake below"], point["real from"]), point["distance limit"])
 
 
 def shares(verdict):
