@@ -73,3 +73,16 @@ def test_the_check_sees_a_legend_over_a_title():
     ax = fig.axes[0]
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0))                     # the old layout's failure
     assert ("axes 0 title", "axes 0 legend") in overlaps(fig)
+
+
+def test_figures_name_the_models_as_the_tables_do():
+    """Legends and panel titles say base, attention, mini, strong, strong + aug, as the paper's tables do."""
+    shipped = pd.DataFrame(rng.uniform(0.5, 1, (2, 2)), columns=["base_model", "strong_aug_model"], index=["g1", "g2"])
+    legend = [t.get_text() for t in figures.grouped_bars(shipped, "AUROC").axes[0].get_legend().get_texts()]
+    assert legend == ["base", "strong + aug"]
+    roc = figures.roc_curves(np.array([0, 1] * 20), {"attn_model": rng.uniform(size=40)})
+    assert [t.get_text() for t in roc.axes[0].get_legend().get_texts()] == ["attention"]
+    table = robustness.rename(index={"a_model": "mini_model", "b_model": "strong_model"}, level="model")
+    assert [t.get_text() for t in figures.robustness_bars(table).axes[0].get_legend().get_texts()] == ["mini", "strong"]
+    panels = figures.reliability_diagrams({"base_model": {"before": reliability, "after": reliability}})
+    assert panels.axes[0].get_title() == "base" and figures.shown("my_model") == "my_model"
