@@ -24,17 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pandas as pd
 from PIL import Image
+
 from realfake import cli
 from realfake.data.imagefiles import PREPROCESSINGS, find_image_files
 from realfake.evaluation.scoring import parse_threshold, score_files
 from realfake.models.checkpoints import load_model
 from realfake.models.inference import VERDICTS
 from realfake.project import model_path, pick_device, shown
-from realfake.publishing.publish import (
-    MODEL_CARD,
-    full_size_notice,
-    out_of_domain_notice,
-)
+from realfake.publishing.publish import MODEL_CARD, full_size_notice, out_of_domain_notice
 from realfake.rules import FALLBACK_MODEL, FULL_SIZE_ABOVE
 
 

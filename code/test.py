@@ -161,14 +161,17 @@ def test_held_out(args, model, path, threshold, device):
     sidecar = read_sidecar(path)
     root = absolute(args.data) if args.data else dataset_dir("agiri_subset_dir", args.sample)
     held, formats = load_held_out(sidecar, root)
-    labels, scores = held.labels.numpy(), score_dataset(model, held, device)
+    labels, verdict = held.labels.numpy(), None
+    if getattr(model, "ood_components", 0):                   # photo_model: P(real) and its three verdicts, one pass
+        scores, verdict = predict_verdicts(model, held.images, device)
+    else:
+        scores = score_dataset(model, held, device)
     keep = jpeg_mask(labels, formats)
     result = {"model": path.stem, "model_file": shown(path), "dataset": held.name, "data_dir": shown(root),
               "threshold": threshold, "temperature": model.temperature,
               "all fakes": figures_with_intervals(labels, scores, threshold),
               "JPEG fakes": figures_with_intervals(labels[keep], scores[keep], threshold)}
-    if getattr(model, "ood_components", 0):                   # photo_model: its three verdicts too
-        _, verdict = predict_verdicts(model, held.images, device)
+    if verdict is not None:
         result["verdicts"] = {side: {v: float((verdict[labels == label] == v).mean()) for v in VERDICTS}
                               for side, label in (("reals", REAL), ("fakes", FAKE))}
     fake = labels == FAKE

@@ -174,10 +174,13 @@ class Probe:
 
     def scores(self, pool, index):
         """(logits, distances) of the clean images at `index`."""
-        pooled = pool.features.clean(index)
-        with torch.no_grad():
-            distances = self.model.distance(pooled[:, tap_columns(self.taps)]).numpy()
-            return logits_from(self.model, pooled=pooled), distances
+        return logits_and_distances(self.model, pool.features.clean(index))
+
+
+@torch.no_grad()
+def logits_and_distances(model, pooled):
+    """A probe model's logits and distances to its training images from cached features of every tap."""
+    return logits_from(model, pooled=pooled), model.distance(pooled[:, tap_columns(model.taps)]).numpy()
 
 
 def fit_distance(model, pooled):
@@ -339,11 +342,8 @@ def fit_photos(agiri_root, photos_root, faces_root=None, cifake_root=None, ddpm3
 def held_out_verdicts(pool, held, model):
     """The held-out fold's AUROC (all fakes, JPEG fakes) and the verdict shares of its reals and fakes."""
     labels = pool.labels[held]
-    pooled = pool.features.clean(held)
-    logits = logits_from(model, pooled=pooled)
-    with torch.no_grad():
-        distance = model.distance(pooled[:, tap_columns(model.taps)]).numpy()
-    verdict = verdict_of(model, logits, distance)
+    logits, distances = logits_and_distances(model, pool.features.clean(held))
+    verdict = verdict_of(model, logits, distances)
     keep = jpeg_mask(labels, pool.formats[held])
     return {"n_real": int((labels == REAL).sum()), "n_fake": int((labels == FAKE).sum()),
             "AUROC, all fakes": float(rank_auroc(labels, logits)),
@@ -364,10 +364,8 @@ def faces_verdicts(faces_root, model, device="cpu"):
         return {}
     data = load_agiri(faces_root, preprocess=model.decoding, name="faces")
     features = Features(build_backbone(model.backbone.name), data, model.image_size, device)
-    pooled = features.clean(np.arange(len(data)))
-    logits = logits_from(model, pooled=pooled)
-    with torch.no_grad():
-        verdict = verdict_of(model, logits, model.distance(pooled[:, tap_columns(model.taps)]).numpy())
+    logits, distances = logits_and_distances(model, features.clean(np.arange(len(data))))
+    verdict = verdict_of(model, logits, distances)
     labels = data.labels.numpy()
     return {"n_real": int((labels == REAL).sum()), "n_fake": int((labels == FAKE).sum()),
             "AUROC": float(rank_auroc(labels, logits)), "reals": shares(verdict[labels == REAL]),
