@@ -5,7 +5,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import get_data
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,14 +63,6 @@ def image_folder(tmp_path_factory):
     rgb.resize((20, 20)).save(folder / "nested" / "tiny.jpg")
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     return folder
-
-
-def fake_kaggle(tmp_path, build):
-    """A stand-in for kagglehub.dataset_download that builds a tree under output_dir."""
-    def download(handle, output_dir):
-        build(tmp_path / "fetched")
-        return str(tmp_path / "fetched")
-    return download
 
 
 @pytest.mark.parametrize("cwd", [".", "code"])
@@ -549,58 +540,6 @@ def test_bench_steps_times_each_lever_against_the_shipped_network(monkeypatch, c
     assert len(rows) == 7 and all(seconds > 0 for seconds in rows.values())
     out = capsys.readouterr().out
     assert "shipped widths, eager: " in out and "(1.00x)" in out and "to compile and warm up" in out
-
-
-def test_get_data_offline_stops_at_once_with_manual_steps(monkeypatch, tmp_path):
-    monkeypatch.setattr(get_data, "config_path", lambda key: tmp_path / key)
-    with pytest.raises(ProjectError) as e:
-        get_data.download("cifar100", downloader=lambda *a, **k: pytest.fail("must not download"),
-                          reachable=lambda: False)
-    assert "kaggle.com/datasets/fedesoriano/cifar100" in str(e.value) and str(tmp_path) in str(e.value)
-    assert not (tmp_path / "CIFAR100_dir").exists()
-
-
-def test_get_data_cli_offline_is_quick_and_clear():
-    result = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, 'code'); import get_data;"
-                             "get_data.kaggle_reachable = lambda: False; get_data.main(['cifar100', 'agiri'])"],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "by hand" in result.stderr and "not downloaded: cifar100, agiri" in result.stderr
-
-
-def test_get_data_moves_a_checked_download_into_place(monkeypatch, tmp_path):
-    import numpy as np
-
-    from realfake.data.sample import make_cifar100, source_photos
-    target = tmp_path / "data" / "CIFAR100"
-    monkeypatch.setattr(get_data, "config_path", lambda key: target)
-    build = lambda d: make_cifar100(d / "nested", np.random.default_rng(0), source_photos(), 1, 1)
-    assert get_data.download("cifar100", fake_kaggle(tmp_path, build), reachable=lambda: True) == target
-    assert {p.name for p in target.iterdir()} >= {"train", "test", "meta"}
-    assert not list(target.parent.glob(".download-*"))             # the temporary folder is gone
-
-
-def test_get_data_rejects_an_incomplete_download(monkeypatch, tmp_path):
-    target = tmp_path / "data" / "CIFAKE"
-    monkeypatch.setattr(get_data, "config_path", lambda key: target)
-    build = lambda d: (d / "train" / "REAL").mkdir(parents=True)
-    with pytest.raises(ProjectError, match="does not check out"):
-        get_data.download("cifake", fake_kaggle(tmp_path, build), reachable=lambda: True)
-    assert not target.exists()                                      # nothing half-done left in place
-
-
-def test_get_data_keeps_only_agiri_test_folder(monkeypatch, tmp_path):
-    from PIL import Image
-    target = tmp_path / "data" / "agiri"
-    monkeypatch.setattr(get_data, "config_path", lambda key: target)
-
-    def build(d):
-        for split in ("train", "test"):
-            for c in ("fake", "real"):
-                (d / split / c).mkdir(parents=True)
-                Image.new("RGB", (8, 8)).save(d / split / c / "a.png")
-    get_data.download("agiri", fake_kaggle(tmp_path, build), reachable=lambda: True)
-    assert [p.name for p in target.iterdir()] == ["test"]
 
 
 def test_predict_flags_images_that_are_not_32x32_and_defaults_to_the_model_cards_choice(tmp_path):
