@@ -61,18 +61,26 @@ def load_cifake(root=None, split="train", use_cache=True, verbose=True):
                               use_cache=use_cache, verbose=verbose)
 
 
-def load_agiri(root=None, preprocess="resize", use_cache=True, verbose=True, name="AGIRI"):
-    """The AGIRI test split `root/test/{fake,real}/*` (images of any size, mode and format) at 32 x 32 (224 x 224 with
-    preprocess "full"); any folder in that layout (the faces stand-in) with its own `name`, or, where `root` has no
-    test/ but fake/ and real/ folders of its own, those (the AGIRI train subset, 224 px, re-saved)."""
+def load_agiri(root=None, preprocess="resize", use_cache=True, verbose=True, name="AGIRI", split="test"):
+    """AGIRI's `root/<split>/{fake,real}/*` (images of any size, mode and format; split "test", or "train" where
+    `get_data.py agiri --train` kept it) at 32 x 32 (224 x 224 with preprocess "full"); any folder in that layout (the
+    faces stand-in) with its own `name`, or, where `root` has no test/ but fake/ and real/ folders of its own, those
+    (the AGIRI train subset, 224 px, re-saved)."""
     root = config_path("AGIRI_dir") if root is None else Path(root)
     if preprocess not in DECODINGS:
         raise ProjectError(f"unknown preprocessing '{preprocess}' (choose from {', '.join(DECODINGS)})")
-    flat = not (root / "test").is_dir() and all((root / side).is_dir() for side in ("fake", "real"))
-    split = "" if flat else "test"
+    flat = not (root / split).is_dir() and all((root / side).is_dir() for side in ("fake", "real"))
+    split = "" if flat else split
     return load_image_folders(root, split, name, f"{root.name}/{split + '/' if split else ''}{{fake,real}}/*",
                               preprocess=preprocess, max_pixels=AGIRI_MAX_PIXELS, use_cache=use_cache,
                               verbose=verbose)
+
+
+def has_agiri_train(root=None):
+    """Whether `root` (config.json's AGIRI_dir) holds AGIRI's own train/ and test/ folders (get_data.py agiri --train):
+    the full-size detector then trains on train/ and holds out test/, not a fold of the 224 px subset."""
+    root = config_path("AGIRI_dir") if root is None else Path(root)
+    return all((root / split / side).is_dir() for split in ("train", "test") for side in ("fake", "real"))
 
 
 def load_real_photos(root=None, preprocess="full", verbose=True):

@@ -47,13 +47,12 @@ from realfake.project import (
     ProjectError,
     absolute,
     cifake_root,
-    dataset_dir,
     model_path,
     pick_device,
     shown,
 )
 from realfake.publishing.publish import full_size_notice, out_of_domain_notice
-from realfake.training.pretrained import jpeg_mask, load_held_out
+from realfake.training.pretrained import held_out_root, jpeg_mask, load_held_out
 
 
 def main(argv=None):
@@ -159,7 +158,7 @@ def test_fakes(args, model, path, threshold, device):
 def test_held_out(args, model, path, threshold, device):
     """A full-size model on its own held-out fold: every figure with 95% intervals, all fakes and JPEG fakes."""
     sidecar = read_sidecar(path)
-    root = absolute(args.data) if args.data else dataset_dir("agiri_subset_dir", args.sample)
+    root = absolute(args.data) if args.data else held_out_root(sidecar, args.sample)
     held, formats = load_held_out(sidecar, root)
     labels, verdict = held.labels.numpy(), None
     if getattr(model, "ood_components", 0):                   # photo_model: P(real) and its three verdicts, one pass

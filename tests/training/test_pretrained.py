@@ -328,3 +328,48 @@ def test_finetune_fixes_the_choice_and_its_depth(sample_root, tmp_path):
     assert sidecar["finetune"] == 2 and list(sidecar["cross-validation"]) == ["fine-tune last 2 block(s), head, jpeg"]
     bad = run(["train.py", "--arch", "pretrained", "--dataset", "agiri", "--sample", "--finetune", "9"])
     assert bad.returncode == 1 and "0 to 4 blocks" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_with_agiri_own_train_folder_the_detector_trains_on_it_and_holds_out_its_test_folder(sample_root, tmp_path,
+                                                                                              monkeypatch):
+    """AGIRI as `get_data.py agiri --train` keeps it: train/ and test/, each {fake,real}/ (files of the sample's
+    224 px subset, of both formats, split between them)."""
+    import shutil
+
+    from classes import has_agiri_train, load_agiri
+    from realfake.training import loop
+    agiri = tmp_path / "ai-generated-images-vs-real-images"
+    for side in ("fake", "real"):
+        files = sorted((sample_root / "agiri-subset224" / side).iterdir())
+        for i, file in enumerate(files):
+            split = "test" if i % 3 == 0 else "train"
+            (agiri / split / side).mkdir(parents=True, exist_ok=True)
+            shutil.copy(file, agiri / split / side / file.name)
+    assert has_agiri_train(agiri) and not has_agiri_train(sample_root / "agiri-subset224")
+    train = load_agiri(agiri, preprocess="full", split="train", verbose=False)
+    test = load_agiri(agiri, preprocess="full", verbose=False)
+    assert {s.split("/")[0] for s in train.sources} == {"train"} and {s.split("/")[0] for s in test.sources} == {"test"}
+    # train.py picks AGIRI's own folder over the subset when it holds train/ and test/
+    monkeypatch.setattr(loop, "dataset_dir", lambda key, sample=False: agiri if key == "AGIRI_dir" else tmp_path / key)
+    assert loop.full_size_root() == agiri
+    (agiri / "train").rename(tmp_path / "aside")
+    assert loop.full_size_root() == tmp_path / "agiri_subset_dir"
+    (tmp_path / "aside").rename(agiri / "train")
+
+    path = tmp_path / "agiri_split.pth"
+    result = run(["train.py", "--arch", "pretrained", "--dataset", "agiri", "--data", str(agiri), "--image-size", "32",
+                  "--device", "cpu", "-mf", str(path)], ".")
+    assert result.returncode == 0, result.stderr[-2000:]
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["held_out"]["files"] == test.sources and sidecar["held_out"]["fraction"] == "AGIRI's test split"
+    assert (sidecar["n_train"], sidecar["n_held_out"]) == (len(train), len(test))
+    out = tmp_path / "held.json"
+    tested = run(["test.py", "-mf", str(path), "--data", str(agiri), "--json", str(out)])
+    assert tested.returncode == 0, tested.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["all fakes"]["auroc"] == pytest.approx(sidecar["held-out"]["all fakes"]["auroc"], abs=1e-6)
+    # without --data, test.py finds the held-out files in the folder the sidecar names
+    monkeypatch.setattr(pretrained, "dataset_dir", lambda key, sample=False: agiri if key == "AGIRI_dir"
+                        else tmp_path / "agiri-subset224")
+    assert pretrained.held_out_root(sidecar) == agiri
+    assert pretrained.held_out_root({"data_dir": "agiri-subset224"}) == tmp_path / "agiri-subset224"

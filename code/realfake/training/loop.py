@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from classes import load_cifake
+from classes import has_agiri_train, load_cifake
 from realfake.data import perturb
 from realfake.data.batcher import Batcher
 from realfake.data.datasets import generator_folders
@@ -303,6 +303,13 @@ def calibrate_saved(path, sample=False, device="cpu"):
     save_model(model, path, result["threshold"], info)
 
 
+def full_size_root(sample=False):
+    """Where the full-size detector learns AGIRI: its own train/ and test/ folders when `get_data.py agiri --train`
+    kept them, else the 224 px train subset (the stand-in this repo's figures were made with)."""
+    agiri = dataset_dir("AGIRI_dir", sample)
+    return agiri if has_agiri_train(agiri) else dataset_dir("agiri_subset_dir", sample)
+
+
 def train_pretrained(dataset, path, data=None, sample=False, backbone="efficientnet-lite0", image_size=None,
                      finetune=None, seed=0, device="cpu"):
     """A detector on the pretrained backbone, saved to `path` (None: not saved): the full-size detector on the AGIRI
@@ -317,7 +324,7 @@ def train_pretrained(dataset, path, data=None, sample=False, backbone="efficient
             print(f"saved {shown(path)} and {path.with_suffix('.json').name}")
 
     if dataset == "agiri":
-        root = absolute(data) if data else dataset_dir("agiri_subset_dir", sample)
+        root = absolute(data) if data else full_size_root(sample)
         pretrained.fit_agiri(root, dataset_dir("faces_dir", sample), cifake_root(None, sample),
                              dataset_dir("ddpm32_dir", sample), backbone, image_size or 224, finetune, seed, device,
                              save)

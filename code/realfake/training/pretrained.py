@@ -27,7 +27,7 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm.auto import tqdm
 
-from classes import load_agiri, load_cifake
+from classes import has_agiri_train, load_agiri, load_cifake
 from realfake import FAKE, REAL
 from realfake.data import perturb
 from realfake.data.datasets import load_fakes
@@ -52,7 +52,7 @@ from realfake.models.backbone import (
     image_keys,
     pixel_digests,
 )
-from realfake.project import ProjectError, git_commit, seed_everything
+from realfake.project import ProjectError, dataset_dir, git_commit, seed_everything
 from realfake.rules import CIFAKE_SHIPPING_RULE, FULL_SIZE_SHIP_AT_LEAST, FULL_SIZE_SHIPPING_RULE
 
 CV_FOLDS = 5                        # grouped, stratified folds of the rest: every choice is made on them
@@ -263,20 +263,33 @@ def cross_validate(features, index, formats, options, image_size, seed=0):
 # ----------------------------------------------------------------------------------------------
 # The AGIRI detector, end to end
 
+def agiri_training_set(root):
+    """(images, index where the held-out test images start, or None): AGIRI's train split then its test split where
+    `root` holds both (has_agiri_train), else the one folder (the 224 px subset), a fold of which is held out."""
+    if not has_agiri_train(root):
+        return load_agiri(root, preprocess="full", name="AGIRI train subset, 224 px, re-saved"), None
+    train = load_agiri(root, preprocess="full", name="AGIRI train split", split="train")
+    test = load_agiri(root, preprocess="full", name="AGIRI test split", split="test")
+    return train.join(test, "AGIRI, train and test splits"), len(train)
+
+
 def fit_agiri(root, faces_root=None, cifake_root=None, ddpm32_root=None, backbone_name="efficientnet-lite0",
               image_size=224, finetune=None, seed=0, device="cpu", save=None):
     """Train, validate and (with `save(model, threshold, info)`) save the AGIRI detector; then score its held-out
     fold and the transfer sets. Returns (model, the sidecar's info: every figure, the choices, the rule's verdict)."""
     started, commit = time.perf_counter(), git_commit()          # the tree the fit starts from
     seed_everything(seed)
-    data = load_agiri(root, preprocess="full", name="AGIRI train subset, 224 px, re-saved")
+    data, test_from = agiri_training_set(root)
     if min((data.labels == label).sum() for label in (REAL, FAKE)) < 2 * CV_FOLDS:
         raise ProjectError(f"{root.name}: too few images of a class to hold out a fold and cross-validate "
                            f"({data.report.summary()}); need at least {2 * CV_FOLDS} real and {2 * CV_FOLDS} fake")
     formats = np.array([f.get("format") for f in facts_of([str(root / s) for s in data.sources])])
     data.groups = duplicate_groups(data.images, data.digests)
     labels = data.labels.numpy()
-    train, held_out = held_out_split(labels, data.groups, seed=seed)
+    if test_from is None:
+        train, held_out = held_out_split(labels, data.groups, seed=seed)
+    else:                                   # AGIRI's own split: its test folder is the held-out set
+        train, held_out = np.arange(test_from), np.arange(test_from, len(data))
     n_groups = len(np.unique(data.groups))
     print(f"{len(data)} images in {n_groups} duplicate groups ({len(data) - n_groups} images join another); "
           f"held out {len(held_out)} ({int((labels[held_out] == FAKE).sum())} fake), cross-validating on {len(train)}")
@@ -303,7 +316,7 @@ def fit_agiri(root, faces_root=None, cifake_root=None, ddpm32_root=None, backbon
     model.temperature = temperature
     info = {"dataset": data.name, "data_dir": str(root.name), "report": data.report.summary(),
             "n_images": len(data), "duplicate groups": n_groups, "near-duplicate bits": NEAR_DUPLICATE_BITS,
-            "held_out": {"fraction": HELD_OUT_FRACTION, "seed": seed,
+            "held_out": {"fraction": HELD_OUT_FRACTION if test_from is None else "AGIRI's test split", "seed": seed,
                          "files": [data.sources[i] for i in held_out]},
             "n_train": len(train), "n_held_out": len(held_out), "cv_folds": CV_FOLDS,
             "augment copies": AUGMENT_COPIES, "jpeg quality": list(JPEG_QUALITY), "choice": best.name,
@@ -363,6 +376,13 @@ def format_test(model, data, formats, threshold):
                         "AUROC before": float(rank_auroc(labels, before)),
                         "AUROC after": float(rank_auroc(labels, after))}
     return result
+
+
+def held_out_root(sidecar, sample=False):
+    """The folder a full-size model's held-out files lie in: the one its sidecar names (AGIRI's own folder when it
+    trained on AGIRI's train split, else the 224 px subset)."""
+    folders = [dataset_dir(key, sample) for key in ("AGIRI_dir", "agiri_subset_dir")]
+    return next((f for f in folders if f.name == sidecar.get("data_dir")), folders[1])
 
 
 def load_held_out(sidecar, root):
