@@ -21,6 +21,7 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path, PurePosixPath
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -205,7 +206,7 @@ def download(name, train=False, fetch=None, is_reachable=None):
     dataset = DATASETS[name]
     if not dataset.downloadable:
         raise ProjectError(f"{name} ({dataset.title}) cannot be downloaded: {dataset.not_downloadable}")
-    if train and not dataset.kaggle:
+    if train and not dataset.keep:
         raise ProjectError(f"--train applies to agiri only (AGIRI's train/ folder), not to {name}")
     target = config_path(dataset.key)
     if target.exists():
@@ -222,7 +223,7 @@ def download(name, train=False, fetch=None, is_reachable=None):
         try:
             build = build_from_kaggle if dataset.kaggle else build_from_archives
             staged, left_out = build(dataset, Path(tmp), train, fetch)
-        except (OSError, tarfile.TarError) as e:
+        except (OSError, EOFError, zlib.error, tarfile.TarError) as e:       # unreachable, cut short or damaged
             raise ProjectError(f"{name}: download failed ({type(e).__name__}: {e}); {manual_steps(dataset, train)}") \
                 from None
         ok, found = inspect(name, staged, train)

@@ -343,9 +343,18 @@ def test_a_kaggle_download_that_does_not_match_the_manifest_is_refused(tmp_path,
     assert not target.exists() and not leftovers(target)
 
 
-def test_train_applies_to_agiri_only():
+@pytest.mark.parametrize("name", ["faces", "cifake"])
+def test_train_applies_to_agiri_only(name):
     with pytest.raises(ProjectError, match="--train applies to agiri only"):
-        get_data.download("faces", train=True)
+        get_data.download(name, train=True)
+
+
+def test_an_archive_cut_short_fails_in_one_line_and_leaves_nothing(toy_dataset, tmp_path):
+    whole = toy_dataset["archive"].read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(ProjectError, match="toy: download failed .*by hand"):
+        get_data.download("toy", fetch=lambda url, folder: tmp_path / "cut.tar.gz", is_reachable=lambda h: True)
+    assert not toy_dataset["target"].exists() and not leftovers(toy_dataset["target"])
 
 
 def test_the_readme_table_is_the_one_get_data_prints():
