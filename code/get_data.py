@@ -34,7 +34,6 @@ from realfake.data.sources import DATASETS, STUDY
 from realfake.project import ProjectError, config_path, shown
 
 TIMEOUT_S = 30                          # a connection that stalls this long fails, never hangs
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
 def reachable(host, timeout=5.0):
@@ -64,13 +63,12 @@ def layout_folders(dataset, train=False):
 
 def layout_problems(dataset, folder, train=False):
     """A dataset without a manifest (AGIRI: the project holds no copy of it): its image folders must exist and hold
-    images."""
+    files."""
     problems = []
     for sub in layout_folders(dataset, train):
         found = child(folder, sub)
-        n = sum(1 for p in found.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if found else 0
-        if not n:
-            problems.append(f"{sub}/ {'holds no image' if found else 'is missing'}")
+        if not (found and dataset_files(found)):       # every file counts: the loader uses it or lists why not
+            problems.append(f"{sub}/ {'is empty' if found else 'is missing'}")
     return problems
 
 

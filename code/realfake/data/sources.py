@@ -17,7 +17,7 @@ part of the dataset; get_data.py says how many.
 """
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from PIL import Image
@@ -152,7 +152,7 @@ class Dataset:
     keep: tuple = ()                   # Kaggle: the top-level folders kept (empty: all)
     sources: tuple = ()                # ArchiveSources
     not_downloadable: str = ""         # why there is no download, and what to do instead
-    layout: tuple = field(default=())  # without a manifest: the folders that must hold images
+    layout: tuple = ()                 # without a manifest: the folders that must hold images
 
     @property
     def host(self):
